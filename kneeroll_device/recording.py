@@ -1,0 +1,180 @@
+"""Recordings: the one interchange format (ARCHITECTURE.md).
+
+A recording is a folder with ``imu.csv`` (``t,ax,ay,az[,gx,gy,gz]``: seconds,
+g, deg/s), an optional ``force.csv`` (``t,force``: seconds, newtons) and
+``meta.json``; ``.csv.gz`` is read wherever ``.csv`` is. A lone IMU CSV is a
+recording too. Anything malformed is a RecordingError naming the file, the
+line or column, and what was expected.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RecordingError
+
+IMU_COLUMNS = ("t", "ax", "ay", "az")
+GYRO_COLUMNS = ("gx", "gy", "gz")
+FORCE_COLUMNS = ("t", "force")
+
+
+@dataclass
+class Recording:
+    path: Path
+    imu_t: np.ndarray
+    accel: np.ndarray
+    gyro: np.ndarray | None
+    force_t: np.ndarray | None = None
+    force: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        ends = [self.imu_t[-1] - self.imu_t[0]] if len(self.imu_t) else [0.0]
+        return float(max(ends))
+
+    @property
+    def truth(self) -> dict | None:
+        return self.meta.get("truth")
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.csv", f"{stem}.csv.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Named float columns of a CSV with a header line; clear errors for every way it can be wrong."""
+    try:
+        with _open_text(path) as handle:
+            header_line = handle.readline()
+            body = handle.read()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise RecordingError(f"{path} cannot be read: {exc}", "check that it is a CSV file (gzip if it ends in .gz)") from None
+    header = [h.strip().lower() for h in header_line.strip().split(",")]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RecordingError(
+            f"{path} has no column {', '.join(missing)} (header: {header_line.strip() or 'empty'})",
+            "the first line must name the columns: " + ",".join(required + optional),
+        )
+    wanted = [c for c in required + optional if c in header]
+    if optional and 0 < sum(c in header for c in optional) < len(optional):
+        absent = [c for c in optional if c not in header]
+        raise RecordingError(f"{path} has only some of the gyro columns (no {', '.join(absent)})", "give all of gx,gy,gz or none")
+    try:
+        data = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2, dtype=float)
+    except ValueError as exc:
+        raise RecordingError(f"{path} has a malformed line: {exc}", "every line needs one number per column") from None
+    if data.size == 0:
+        raise RecordingError(f"{path} has no samples", "record at least a few seconds")
+    if data.shape[1] != len(header):
+        raise RecordingError(f"{path} has {data.shape[1]} values a line but {len(header)} columns in its header")
+    if not np.all(np.isfinite(data[:, [header.index(c) for c in wanted]])):
+        row = int(np.argwhere(~np.isfinite(data[:, [header.index(c) for c in wanted]]))[0, 0]) + 2
+        raise RecordingError(f"{path} line {row} has a value that is not a finite number")
+    columns = {c: data[:, header.index(c)] for c in wanted}
+    t = columns["t"]
+    if len(t) > 1 and np.any(np.diff(t) <= 0):
+        row = int(np.argmax(np.diff(t) <= 0)) + 3
+        raise RecordingError(f"{path} line {row}: time does not increase", "sort the samples by t and drop duplicates")
+    return columns
+
+
+def read_recording(path: str | Path) -> Recording:
+    """A recording folder, or a lone IMU CSV."""
+    path = Path(path)
+    if path.is_dir():
+        return _read_folder(path)
+    if path.is_file():
+        imu = read_csv_columns(path, IMU_COLUMNS, GYRO_COLUMNS)
+        return _recording(path, imu, None, {})
+    raise RecordingError(f"{path} does not exist", "give a recording folder or an IMU CSV file")
+
+
+def _read_folder(folder: Path) -> Recording:
+    imu_file = _find(folder, "imu")
+    if imu_file is None:
+        raise RecordingError(f"recording {folder} has no imu.csv or imu.csv.gz", "a recording folder needs at least imu.csv")
+    imu = read_csv_columns(imu_file, IMU_COLUMNS, GYRO_COLUMNS)
+    force_file = _find(folder, "force")
+    force = read_csv_columns(force_file, FORCE_COLUMNS) if force_file else None
+    meta: dict = {}
+    meta_file = folder / "meta.json"
+    if meta_file.exists():
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise RecordingError(f"{meta_file} is not valid JSON: {exc}", "fix or remove meta.json") from None
+        if not isinstance(meta, dict):
+            raise RecordingError(f"{meta_file} must hold a JSON object")
+    return _recording(folder, imu, force, meta)
+
+
+def _recording(path: Path, imu: dict, force: dict | None, meta: dict) -> Recording:
+    accel = np.column_stack([imu["ax"], imu["ay"], imu["az"]])
+    gyro = np.column_stack([imu["gx"], imu["gy"], imu["gz"]]) if "gx" in imu else None
+    return Recording(
+        path=path, imu_t=imu["t"], accel=accel, gyro=gyro,
+        force_t=force["t"] if force else None, force=force["force"] if force else None, meta=meta,
+    )
+
+
+def _write_csv(path: Path, header: str, columns: list[np.ndarray], formats: list[str], gzip_it: bool) -> Path:
+    data = np.column_stack(columns)
+    text = io.StringIO()
+    np.savetxt(text, data, delimiter=",", fmt=formats, header=header, comments="")
+    if gzip_it:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as handle:
+            handle.write(text.getvalue())
+    else:
+        path.write_text(text.getvalue())
+    return path
+
+
+def write_recording_folder(out_dir: str | Path, imu_t, accel, gyro, force_t, force, meta: dict, gzip: bool = False) -> Path:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecordingError(f"cannot create recording folder {out}: {exc.strerror}", "choose a writable --out") from None
+    imu_cols = [imu_t, *np.asarray(accel).T]
+    header = "t,ax,ay,az"
+    fmts = ["%.4f"] + ["%.6f"] * 3
+    if gyro is not None:
+        imu_cols += list(np.asarray(gyro).T)
+        header += ",gx,gy,gz"
+        fmts += ["%.4f"] * 3
+    _write_csv(out / "imu.csv", header, imu_cols, fmts, gzip)
+    if force_t is not None and len(force_t):
+        _write_csv(out / "force.csv", "t,force", [force_t, force], ["%.4f", "%.3f"], gzip)
+    (out / "meta.json").write_text(json.dumps(_jsonable(meta), indent=2))
+    return out
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -92,6 +92,7 @@ class RepEvent:
     duration: float  # seconds from the rise to the fall
     peak_force_n: float
     rise_n: float  # how far the force rose above the holding level
+    reported_t: float = float("nan")  # when the pipeline knew it (a little after the peak)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,171 @@
+"""The signal pipeline: sample blocks in, events out. Pure: no I/O, no clock, no threads.
+
+    pipeline = Pipeline(ContactModel())
+    batch = pipeline.feed_force(force_block)   # in any order, any sizes
+    batch = pipeline.feed_imu(imu_block)
+    batch = pipeline.finish()                   # end of data
+
+Both streams are cut into 0.1 s frames (framing.py); each frame passes through
+the stages in a fixed order: motion (gravity, bias, stillness, side), the load
+cell's zero, reps, strokes, pressure, and the motion state. The events are the
+same whatever the block sizes, so a replay at full speed is the live run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..samples import EventBatch, ForceBlock, ImuBlock, MotionStateEvent, PressureSecond, RepositionEvent
+from .framing import FRAME_S, Frame, Framer
+from .motion import MotionTracker
+from .pressure import AutoZero, ContactModel
+from .reps import RepCounter
+from .strokes import StrokeCounter
+
+__all__ = ["Pipeline", "ContactModel", "FRAME_S"]
+
+GRIP_N = 12.0
+ROLLING_HOLD_S = 2.5  # after a stroke, still rolling for this long
+STATE_DWELL_FRAMES = 3  # a new state must last this many frames (hysteresis)
+
+
+class StateTracker:
+    """rest, holding, rolling or transition, with hysteresis; and the pod's side."""
+
+    def __init__(self):
+        self.state = "rest"
+        self.flipped = False
+        self._candidate = "rest"
+        self._count = 0
+
+    def update(self, t: float, rolling: bool, still: bool, force: float, flipped: bool) -> MotionStateEvent | None:
+        if rolling:
+            wanted = "rolling"
+        elif still:
+            wanted = "holding" if force == force and force >= GRIP_N else "rest"
+        else:
+            wanted = "transition"
+        if wanted == self._candidate:
+            self._count += 1
+        else:
+            self._candidate, self._count = wanted, 1
+        changed = False
+        if wanted != self.state and (wanted == "rolling" or self._count >= STATE_DWELL_FRAMES):
+            self.state = wanted
+            changed = True
+        if flipped != self.flipped:
+            self.flipped = flipped
+            changed = True
+        return MotionStateEvent(t, self.state, self.flipped) if changed else None
+
+
+class Pipeline:
+    def __init__(self, contact: ContactModel | None = None):
+        self.contact = contact or ContactModel()
+        self.framer = Framer()
+        self.motion = MotionTracker()
+        self.zero = AutoZero()
+        self.reps = RepCounter()
+        self.strokes = StrokeCounter()
+        self.states = StateTracker()
+        self._second: int | None = None
+        self._sec_kpa: list[float] = []
+        self._sec_force: list[float] = []
+        self.frames_processed = 0
+        self.t_end: float | None = None
+
+    # --- input ---------------------------------------------------------------------
+
+    def feed_imu(self, block: ImuBlock) -> EventBatch:
+        self.framer.add_imu(block.t, block.accel, block.gyro)
+        return self._run()
+
+    def feed_force(self, block: ForceBlock) -> EventBatch:
+        self.framer.add_force(block.t, block.force, block.saturated)
+        return self._run()
+
+    def set_force_absent(self, absent: bool) -> EventBatch:
+        """The force link is down (True) or back (False): stop or start waiting for it."""
+        self.framer.force_absent = absent
+        return self._run()
+
+    def set_imu_absent(self, absent: bool) -> EventBatch:
+        self.framer.imu_absent = absent
+        return self._run()
+
+    def finish(self) -> EventBatch:
+        """End of data: close the last frames and the last second of pressure."""
+        self.framer.close()
+        batch = self._run()
+        if self._second is not None:
+            batch.pressure.append(self._close_second())
+        return batch
+
+    # --- per frame -----------------------------------------------------------------
+
+    def _run(self) -> EventBatch:
+        batch = EventBatch()
+        frames = self.framer.frames()
+        if not frames:
+            batch.t_end = self.t_end
+            return batch
+        ts, kpas = [], []
+        for frame in frames:
+            kpa = self._frame(frame, batch)
+            ts.append(frame.t)
+            kpas.append(kpa)
+        batch.frame_t = np.array(ts)
+        batch.frame_kpa = np.array(kpas)
+        self.t_end = batch.t_end = ts[-1]
+        return batch
+
+    def _frame(self, frame: Frame, batch: EventBatch) -> float:
+        t = frame.t
+        motion = self.motion
+        if frame.accel is not None:
+            motion.update(frame.accel, frame.gyro)
+        force = self.zero.apply(frame.force, motion.still_frames)
+        rep = self.reps.update(t, force, rolling=t - self.strokes.last_stroke_t < ROLLING_HOLD_S)
+        if rep is not None:
+            batch.reps.append(rep)
+            self.strokes.note_rep(self.reps.started_t)
+        if frame.accel is not None and motion.gravity is not None:
+            rate = motion.rate(frame.gyro) if frame.gyro is not None else None
+            stroke = self.strokes.update(t, rate, motion.linear(frame.accel), force)
+            if stroke is not None:
+                batch.strokes.append(stroke)
+            moved = self.strokes.take_expired()
+            if moved is not None:
+                self.reps.reset(force)
+                batch.repositions.append(RepositionEvent(t=moved.end, distance_cm=math.nan))
+        rolling = t - self.strokes.last_stroke_t < ROLLING_HOLD_S
+        state = self.states.update(t, rolling, motion.still, force, motion.flipped)
+        if state is not None:
+            batch.states.append(state)
+        kpa = self.contact.kpa(force)
+        self._add_pressure(frame, force, kpa, batch)
+        self.frames_processed += 1
+        return kpa
+
+    def _add_pressure(self, frame: Frame, force: float, kpa: float, batch: EventBatch) -> None:
+        second = int(frame.k * FRAME_S + 1e-9)
+        if self._second is not None and second != self._second:
+            batch.pressure.append(self._close_second())
+        if self._second is None or second != self._second:
+            self._second = second
+        if force == force:
+            self._sec_force.append(force)
+            self._sec_kpa.append(kpa)
+
+    def _close_second(self) -> PressureSecond:
+        f, p = self._sec_force, self._sec_kpa
+        nan = math.nan
+        summary = PressureSecond(
+            t=float(self._second),
+            mean_kpa=sum(p) / len(p) if p else nan, peak_kpa=max(p) if p else nan,
+            mean_force_n=sum(f) / len(f) if f else nan, peak_force_n=max(f) if f else nan,
+        )
+        self._sec_force, self._sec_kpa = [], []
+        return summary

@@ -200,7 +200,7 @@ class ScriptWriter:
         # rises over 40 %, holds briefly near the top, falls over the rest
         shape = np.where(x < 0.4, 0.5 - 0.5 * np.cos(np.pi * x / 0.4), 0.5 + 0.5 * np.cos(np.pi * (x - 0.4) / 0.6))
         peak = self.t + 0.4 * seconds
-        tilt = np.deg2rad(2.0) * shape  # the thigh lifts a touch as the quadriceps contract
+        tilt = np.deg2rad(1.0) * shape  # the thigh lifts a touch as the quadriceps contract
         self._append(np.full(n, self.s), self.place, 0.0, tilt, self.force + rise_n * shape)
         return peak
 

@@ -1,0 +1,196 @@
+"""Framing: raw samples of both sensors onto one 10 Hz grid of frames.
+
+Every later stage works on frames of FRAME_S seconds: frame k holds the mean
+IMU sample and the mean and peak force over [k*FRAME_S, (k+1)*FRAME_S). A
+frame is only formed once a sample past its end has arrived, and its sums are
+computed from exactly the same samples whatever the sizes of the blocks that
+brought them, which is what makes the whole pipeline block-size invariant.
+Strokes (under 1.1 Hz) and reps (a second or more) are slow next to 10 Hz,
+and per-frame work in plain Python stays cheap enough for a Pi Zero 2 W.
+
+The two streams are merged by frame index. A frame waits for both sensors,
+unless one of them is absent (declared down by the daemon, which watches the
+clock, or started after that frame), in which case its values are NaN and the
+stages carry on with what they have.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+FRAME_S = 0.1
+NAN = float("nan")
+
+
+@dataclass
+class Frame:
+    k: int
+    accel: tuple[float, float, float] | None  # mean, g
+    gyro: tuple[float, float, float] | None  # mean, deg/s
+    force: float  # mean, N (NaN without force data)
+    force_peak: float
+    saturated: bool
+
+    @property
+    def t(self) -> float:
+        """The frame's time stamp: its end, when everything in it is known."""
+        return (self.k + 1) * FRAME_S
+
+
+class Binner:
+    """Means (and peaks) of one stream's samples per frame, exact across block boundaries."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self._t = np.zeros(0)
+        self._x = np.zeros((0, width))
+        self.latest_t: float | None = None
+        self.next_k: int | None = None  # the next frame index this stream will complete
+
+    def add(self, t: np.ndarray, x: np.ndarray) -> list[tuple[int, np.ndarray | None, np.ndarray | None]]:
+        """Returns complete frames as (k, mean, peak); gaps inside the stream come out as (k, None, None)."""
+        if len(t) == 0:
+            return []
+        t = np.asarray(t, dtype=float)
+        x = np.asarray(x, dtype=float).reshape(len(t), self.width)
+        if self.latest_t is not None:
+            keep = t > self.latest_t  # a sensor may repeat a time after a reconnect: never go back
+            t, x = t[keep], x[keep]
+            if len(t) == 0:
+                return []
+        self.latest_t = float(t[-1])
+        all_t = np.concatenate([self._t, t])
+        all_x = np.concatenate([self._x, x])
+        ks = np.floor(all_t / FRAME_S).astype(np.int64)
+        last_k = int(ks[-1])
+        done = ks < last_k
+        out: list[tuple[int, np.ndarray | None, np.ndarray | None]] = []
+        if np.any(done):
+            dk, dx = ks[done], all_x[done]
+            starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
+            counts = np.diff(np.r_[starts, len(dk)])
+            means = np.add.reduceat(dx, starts, axis=0) / counts[:, None]
+            peaks = np.maximum.reduceat(dx, starts, axis=0)
+            frame_ks = dk[starts]
+            if self.next_k is None:
+                self.next_k = int(frame_ks[0])
+            for k, mean, peak in zip(frame_ks.tolist(), means, peaks):
+                while self.next_k < k:  # frames with no sample at all: a gap
+                    out.append((self.next_k, None, None))
+                    self.next_k += 1
+                out.append((k, mean, peak))
+                self.next_k = k + 1
+        self._t, self._x = all_t[~done], all_x[~done]
+        return out
+
+
+    def flush(self) -> list[tuple[int, np.ndarray | None, np.ndarray | None]]:
+        """End of data: the last, partial frame as it stands."""
+        if len(self._t) == 0:
+            return []
+        k = int(np.floor(self._t[-1] / FRAME_S))
+        frame = (k, self._x.mean(axis=0), self._x.max(axis=0))
+        self._t, self._x = self._t[:0], self._x[:0]
+        self.next_k = k + 1
+        return [frame]
+
+
+class Framer:
+    """Merges the IMU and force streams into frames, in frame order."""
+
+    def __init__(self):
+        self.imu = Binner(6)
+        self.force = Binner(2)
+        self._imu_frames: deque = deque()
+        self._force_frames: deque = deque()
+        self.next_k: int | None = None
+        self.force_absent = False  # declared by the daemon when the link is down
+        self.imu_absent = False
+        self.has_gyro = True
+
+    def add_imu(self, t, accel, gyro=None) -> None:
+        if gyro is None:
+            self.has_gyro = False
+            gyro = np.full((len(t), 3), np.nan)
+        self._imu_frames.extend(self.imu.add(t, np.hstack([accel, gyro]) if len(t) else np.zeros((0, 6))))
+
+    def add_force(self, t, force, saturated=None) -> None:
+        sat = np.zeros(len(t)) if saturated is None else np.asarray(saturated, dtype=float)
+        self._force_frames.extend(self.force.add(t, np.column_stack([force, sat]) if len(t) else np.zeros((0, 2))))
+
+    def close(self) -> None:
+        """End of data: release the partial frames and stop waiting for either stream."""
+        self._imu_frames.extend(self.imu.flush())
+        self._force_frames.extend(self.force.flush())
+        self.imu_absent = self.force_absent = True
+
+    def frames(self) -> list[Frame]:
+        out: list[Frame] = []
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                return out
+            out.append(frame)
+
+    def _next_frame(self) -> Frame | None:
+        imu_q, force_q = self._imu_frames, self._force_frames
+        if self.next_k is None:
+            heads = [q[0][0] for q in (imu_q, force_q) if q]
+            if not heads:
+                return None
+            self.next_k = min(heads)
+        k = self.next_k
+        # drop anything older than k (a stream that started late, or resumed)
+        while imu_q and imu_q[0][0] < k:
+            imu_q.popleft()
+        while force_q and force_q[0][0] < k:
+            force_q.popleft()
+        imu = imu_q[0] if imu_q and imu_q[0][0] == k else None
+        force = force_q[0] if force_q and force_q[0][0] == k else None
+        if imu is None and force is None:
+            if not imu_q and not force_q:
+                return None
+            self.next_k = min(q[0][0] for q in (imu_q, force_q) if q)  # both streams skipped ahead
+            return self._next_frame()
+        if imu is None and not self._stream_gone(self.imu, imu_q, self.imu_absent, k):
+            return None
+        if force is None and not self._stream_gone(self.force, force_q, self.force_absent, k):
+            return None
+        if imu is not None:
+            imu_q.popleft()
+        if force is not None:
+            force_q.popleft()
+        self.next_k = k + 1
+        return _make_frame(k, imu, force, self.has_gyro)
+
+    @staticmethod
+    def _stream_gone(own: Binner, queue: deque, declared: bool, k: int) -> bool:
+        """Whether frame k will never come from this stream, so it must not be waited for.
+
+        Only the data decides (or the daemon, which declares a stream absent when
+        its device is down): never the arrival order, so any block sizes give the
+        same frames.
+        """
+        if declared:
+            return True
+        started_later = own.next_k is not None and own.next_k > k and (not queue or queue[0][0] > k)
+        return started_later
+
+
+def _make_frame(k: int, imu, force, has_gyro: bool) -> Frame:
+    accel = gyro = None
+    if imu is not None and imu[1] is not None:
+        m = imu[1].tolist()
+        accel = (m[0], m[1], m[2])
+        gyro = (m[3], m[4], m[5]) if has_gyro and not math.isnan(m[3]) else None
+    f = fp = NAN
+    sat = False
+    if force is not None and force[1] is not None:
+        f = float(force[1][0])
+        fp = float(force[2][0])
+        sat = bool(force[2][1] > 0)
+    return Frame(k, accel, gyro, f, fp, sat)

@@ -1,0 +1,125 @@
+"""Reps: one leg-straightening against the held roller.
+
+As the quadriceps contract, the muscle presses into the roller and the squeeze
+force rises, then falls as the leg relaxes; the pod barely moves. The holding
+level is tracked from the force itself: it follows a drop at once and a
+plateau quickly, but not a rise that is still under way. A rep is a rise above
+that level that comes back down: it is reported as soon as the force has
+fallen a third of the way back from its peak, so the user hears it right after
+the effort. A rep that starts before the force is back at the level (quick
+reps) is measured from the trough between the two.
+
+What is not a rep: a rise while the roller is rolling or sliding to the next
+trigger point, and a rise that stays up (the user simply squeezing harder,
+or taking hold of the handles), which becomes the new holding level.
+"""
+
+from __future__ import annotations
+
+from ..samples import RepEvent
+from .motion import ema_alpha
+
+
+class RepCounter:
+    ON_N = 5.0  # rise above the level that starts a rep ...
+    ON_RATIO = 0.06  # ... or this share of the level, if larger
+    MIN_RISE_N = 6.0
+    MIN_RISE_RATIO = 0.12  # of the holding level: rolling sways the force by less
+    REPORT_DROP = 0.35  # reported once the force fell this share of the rise from its peak
+    STEADY_N = 2.0  # frame-to-frame change that counts as a plateau
+    SETTLE_FRAMES = 4  # a plateau this long sets the level
+    MAX_TOP_S = 4.0  # a rise that stays up this long is a new level, not a rep
+    GRIP_N = 12.0
+
+    def __init__(self):
+        self.level: float | None = None
+        self._down = ema_alpha(0.25)
+        self._plateau = ema_alpha(0.3)
+        self._creep = ema_alpha(6.0)
+        self.active = False  # a rise is under way or falling back
+        self._reported = False
+        self._start_t = 0.0
+        self._base = 0.0
+        self._peak = 0.0
+        self._peak_t = 0.0
+        self._trough = 0.0
+        self._top_since = 0.0
+        self._plateau_level: float | None = None
+        self._previous: float | None = None
+        self._steady = 0
+        self.started_t = 0.0  # when the newest reported rep began
+        self.count = 0
+
+    def reset(self, force: float) -> None:
+        """The roller moved to a new spot: start again from the present force."""
+        self.active = False
+        self._reported = False
+        self.level = force
+
+    def update(self, t: float, force: float, rolling: bool) -> RepEvent | None:
+        if force != force:  # NaN: no force data
+            return None
+        previous, self._previous = self._previous, force
+        steady = previous is not None and abs(force - previous) < self.STEADY_N
+        self._steady = self._steady + 1 if steady else 0
+        rising = previous is not None and force > previous
+        if self.level is None or force < self.GRIP_N or rolling:
+            self.reset(force)
+            return None
+        if not self.active:
+            self._follow_level(force, steady)
+            if rising and force - self.level > max(self.ON_N, self.ON_RATIO * self.level):
+                self._begin(t, force, self.level)
+            return None
+        return self._during(t, force, rising)
+
+    def _follow_level(self, force: float, steady: bool) -> None:
+        if force < self.level:
+            rate = self._down
+        else:
+            rate = self._plateau if steady else self._creep
+        self.level += rate * (force - self.level)
+
+    def _begin(self, t: float, force: float, base: float) -> None:
+        self.active = True
+        self._reported = False
+        self._start_t = t
+        self._base = base
+        self._peak, self._peak_t = force, t
+        self._top_since = t
+        self._plateau_level: float | None = None
+
+    def _during(self, t: float, force: float, rising: bool) -> RepEvent | None:
+        if not self._reported:
+            if self._steady >= self.SETTLE_FRAMES and rising is False:
+                self._plateau_level = force
+            if self._plateau_level is not None and rising and force - self._plateau_level > max(self.ON_N, self.ON_RATIO * force):
+                # the rise had levelled off (taking hold of the handles) and now rises
+                # again: that second rise is the rep, measured from the plateau
+                self._begin(t, force, self._plateau_level)
+                return None
+            if force > self._peak:
+                self._peak, self._peak_t = force, t
+            if self._steady < self.SETTLE_FRAMES:
+                self._top_since = t
+            rise = self._peak - self._base
+            if force < self._peak - max(self.ON_N * 0.6, self.REPORT_DROP * rise):
+                self._reported = True
+                self._trough = force
+                if rise >= max(self.MIN_RISE_N, self.MIN_RISE_RATIO * self._base):
+                    self.count += 1
+                    self.started_t = self._start_t
+                    return RepEvent(t=self._peak_t, duration=t - self._start_t, peak_force_n=self._peak,
+                                    rise_n=rise, reported_t=t)
+            elif t - self._top_since > self.MAX_TOP_S:
+                self.active = False  # it stayed up: squeezing harder, a new level
+                self.level = force
+            return None
+        # falling back after a rep
+        self._trough = min(self._trough, force)
+        if rising and force - self._trough > max(self.ON_N, self.ON_RATIO * self._trough):
+            self._begin(t, force, self._trough)  # the next rep began before the force settled
+        elif self._steady >= self.SETTLE_FRAMES:
+            self.active = False
+            self.level = force
+        return None

@@ -1,0 +1,207 @@
+"""Strokes: one back-and-forth cycle of the roller along the leg.
+
+The roller's frame tilts as it travels over the curve of the thigh, so the
+gyro's rate along the main axis of motion is a velocity-like signal: positive
+one way, negative on the way back, near zero at each reversal. Without a gyro
+the same signal comes from the integrated linear acceleration. The signal is
+projected on its principal axis (tracked continuously, because the pod can sit
+at any angle and be turned over), cut into half-strokes by hysteresis, and two
+consecutive half-strokes in opposite directions make one stroke.
+
+A velocity-like signal is what makes this robust: a hesitation or a pause mid-
+way only dips the speed to zero and resumes in the same direction, which
+merges into the same half-stroke, while an acceleration signal would show an
+extra cycle. A lone half-stroke (carrying the roller somewhere) never pairs
+and is not a stroke. Half-strokes made while the grip is released, or while a
+rep presses the leg into the roller, are not rolling.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..samples import StrokeEvent
+from .framing import FRAME_S
+from .motion import ema_alpha
+
+G = 9.80665
+
+
+class HalfStroke:
+    __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "lin_sq", "frames", "blocked")
+
+    def __init__(self, sign: int, start: float):
+        self.sign = sign
+        self.start = start
+        self.end = start
+        self.peak = 0.0
+        self.force_sum = 0.0
+        self.force_n = 0
+        self.lin_sq = 0.0
+        self.frames = 0
+        self.blocked = False  # made during a rep or without grip: not rolling
+
+
+class StrokeCounter:
+    H_MIN = 2.0  # deg/s (or the same scale from acceleration): below this is tremor
+    H_RATIO = 0.3  # of the recent amplitude
+    END_RATIO = 0.25  # a half-stroke ends when the speed falls to this share of the threshold
+    MIN_HALF_S = 0.2
+    MAX_HALF_S = 4.5
+    MAX_GAP_S = 2.0  # between the two halves of one stroke
+    GRIP_N = 12.0  # below this squeeze the roller is being carried, not rolled
+    ACCEL_SCALE = 100.0  # m/s of integrated acceleration to the gyro's deg/s scale
+    ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
+    OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
+
+    def __init__(self):
+        self._hp_mean = [0.0, 0.0, 0.0]
+        self._cov = [0.0] * 6  # xx, yy, zz, xy, xz, yz
+        self._axis = [1.0, 0.0, 0.0]
+        self._env = 0.0
+        self._velocity = [0.0, 0.0, 0.0]  # accel-only path
+        self._a_hp = ema_alpha(3.0)
+        self._a_cov = ema_alpha(3.0)
+        self._leak = math.exp(-FRAME_S / 1.5)
+        self._env_decay = math.exp(-FRAME_S / 6.0)
+        self._current: HalfStroke | None = None
+        self._pending: HalfStroke | None = None
+        self.expired: HalfStroke | None = None  # a lone half-stroke: the roller moved somewhere
+        self.count = 0
+        self.last_stroke_t = -math.inf
+        self.u = 0.0
+
+    # --- the velocity-like signal ------------------------------------------------------
+
+    def _signal(self, rate: tuple | None, linear: tuple) -> tuple[float, float, float]:
+        if rate is not None:
+            return rate
+        v, leak = self._velocity, self._leak
+        for i in range(3):
+            v[i] = (v[i] + linear[i] * G * FRAME_S) * leak
+        s = self.ACCEL_SCALE
+        return (v[0] * s, v[1] * s, v[2] * s)
+
+    def _project(self, x: tuple) -> float:
+        m, a = self._hp_mean, self._a_hp
+        hx, hy, hz = x[0] - m[0], x[1] - m[1], x[2] - m[2]
+        # a flip or a grab turns the pod ten times faster than rolling does: clip what
+        # it teaches the mean and the axis, or they would take many seconds to forget it
+        cap = self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR)
+        size = math.sqrt(hx * hx + hy * hy + hz * hz)
+        scale = cap / size if size > cap else 1.0
+        cx, cy, cz = hx * scale, hy * scale, hz * scale
+        m[0] += a * cx
+        m[1] += a * cy
+        m[2] += a * cz
+        c, b = self._cov, self._a_cov
+        c[0] += b * (cx * cx - c[0])
+        c[1] += b * (cy * cy - c[1])
+        c[2] += b * (cz * cz - c[2])
+        c[3] += b * (cx * cy - c[3])
+        c[4] += b * (cx * cz - c[4])
+        c[5] += b * (cy * cz - c[5])
+        e = self._axis
+        # one power-iteration step a frame: the axis follows slow changes and keeps its sign
+        nx = c[0] * e[0] + c[3] * e[1] + c[4] * e[2]
+        ny = c[3] * e[0] + c[1] * e[1] + c[5] * e[2]
+        nz = c[4] * e[0] + c[5] * e[1] + c[2] * e[2]
+        norm = math.sqrt(nx * nx + ny * ny + nz * nz)
+        if norm > 1e-9:
+            self._axis = e = [nx / norm, ny / norm, nz / norm]
+        return hx * e[0] + hy * e[1] + hz * e[2]
+
+    # --- half-strokes and strokes ------------------------------------------------------
+
+    def note_rep(self, started: float) -> None:
+        """A rep was counted: the small motion that came with it is not rolling."""
+        if self._current is not None:
+            self._current.blocked = True
+        if self._pending is not None and self._pending.end >= started - 0.3:
+            self._pending = None
+
+    def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
+        u = self._project(self._signal(rate, linear))
+        self.u = u
+        self._env *= self._env_decay
+        h = max(self.H_MIN, self.H_RATIO * self._env)
+        cur = self._current
+        if cur is None:
+            if abs(u) > h:
+                self._current = cur = HalfStroke(1 if u > 0 else -1, t - FRAME_S)
+            else:
+                return self._expire(t)
+        if cur.sign * u < self.END_RATIO * h or t - cur.start > self.MAX_HALF_S:
+            self._current = None
+            cur.end = t
+            return self._finish_half(cur)
+        cur.peak = max(cur.peak, abs(u))
+        cur.frames += 1
+        cur.lin_sq += linear[0] ** 2 + linear[1] ** 2 + linear[2] ** 2
+        if force == force:  # not NaN
+            cur.force_sum += force
+            cur.force_n += 1
+        return None
+
+    def _expire(self, t: float) -> None:
+        if self._pending is not None and t - self._pending.end > self.MAX_GAP_S:
+            self.expired = self._pending
+            self._pending = None
+        return None
+
+    def _learn_amplitude(self, peak: float) -> None:
+        capped = min(peak, self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR))
+        self._env += 0.5 * (capped - self._env)
+
+    def _finish_half(self, half: HalfStroke) -> StrokeEvent | None:
+        if half.end - half.start < self.MIN_HALF_S:
+            return None  # a flick, not a movement
+        self._learn_amplitude(half.peak)
+        if half.blocked:
+            self._pending = None
+            return None
+        if half.force_n and half.force_sum / half.force_n < self.GRIP_N:
+            self._pending = None
+            self.expired = half  # carried with the grip released: a move, not rolling
+            return None
+        pending = self._pending
+        if pending is None or half.start - pending.end > self.MAX_GAP_S:
+            self._pending = half
+            return None
+        if pending.sign == half.sign:
+            # a hesitation: the same direction resumed; one half-stroke still
+            pending.end = half.end
+            pending.frames += half.frames
+            pending.lin_sq += half.lin_sq
+            pending.force_sum += half.force_sum
+            pending.force_n += half.force_n
+            return None
+        self._pending = None
+        return self._stroke(pending, half)
+
+    def _stroke(self, first: HalfStroke, second: HalfStroke) -> StrokeEvent:
+        self.count += 1
+        self.last_stroke_t = second.end
+        duration = second.end - first.start
+        frames = first.frames + second.frames
+        force_n = first.force_n + second.force_n
+        mean_force = (first.force_sum + second.force_sum) / force_n if force_n else math.nan
+        return StrokeEvent(
+            t=second.end, duration=duration,
+            length_cm=self._length_cm(first.lin_sq + second.lin_sq, frames, duration),
+            mean_force_n=mean_force,
+        )
+
+    @staticmethod
+    def _length_cm(lin_sq: float, frames: int, duration: float) -> float:
+        # for x = (L/2) sin(wt), the acceleration's amplitude is (L/2) w^2:
+        # an estimate of the one-way travel from the rms linear acceleration
+        if frames == 0 or duration <= 0:
+            return math.nan
+        amplitude = math.sqrt(2.0 * lin_sq / frames) * G
+        omega = 2.0 * math.pi / duration
+        return round(100.0 * 2.0 * amplitude / omega**2, 1)
+
+    def take_expired(self) -> HalfStroke | None:
+        half, self.expired = self.expired, None
+        return half

@@ -562,8 +562,8 @@ class PicoEmulator:
         self.history.timeline.append((at, "stall"))
 
     def _end_stall(self, now: float) -> None:
-        # Everything that fell due during the stall, and the half batch, is skipped.
-        due = self._due_count(now)
+        # Everything that fell due before the stall ended, and the half batch, is skipped.
+        due = self._due_before(self._stalled_until)
         skipped = len(self._pending) + max(0, due - self._next_index)
         self._pending = []
         self._next_index = max(self._next_index, due)
@@ -642,6 +642,12 @@ class PicoEmulator:
         if now < self._anchor_t:
             return self._anchor_index
         return self._anchor_index + int(math.floor((now - self._anchor_t) * self._rate + 1e-9)) + 1
+
+    def _due_before(self, t: float) -> int:
+        """How many samples (from index 0) fall due strictly before clock time ``t``."""
+        if t <= self._anchor_t:
+            return self._anchor_index
+        return self._anchor_index + int(math.ceil((t - self._anchor_t) * self._rate - 1e-9))
 
     def _emit_due_samples(self, now: float) -> None:
         if not self._sampling or self._stalled_until is not None:

@@ -24,7 +24,7 @@ from binascii import hexlify, unhexlify
 
 try:  # the host's exception family; the Pico has no kneeroll_device package
     from kneeroll_device.errors import FrameError, ProtocolError
-except ImportError:  # pragma: no cover - exercised under MicroPython
+except (ImportError, SyntaxError):  # pragma: no cover - exercised under MicroPython
 
     class FrameError(ValueError):
         pass

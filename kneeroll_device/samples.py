@@ -135,7 +135,17 @@ class EventBatch:
     repositions: list[RepositionEvent] = field(default_factory=list)
     states: list[MotionStateEvent] = field(default_factory=list)
     pressure: list[PressureSecond] = field(default_factory=list)
-    # the newest processed time, and the pressure (kPa) at each processed frame
+    # the newest processed time, and the force (N) and pressure (kPa) of each processed frame
     t_end: float | None = None
     frame_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frame_force: np.ndarray = field(default_factory=lambda: np.zeros(0))
     frame_kpa: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def extend(self, other: "EventBatch") -> None:
+        for name in ("strokes", "reps", "repositions", "states", "pressure"):
+            getattr(self, name).extend(getattr(other, name))
+        self.frame_t = np.concatenate([self.frame_t, other.frame_t])
+        self.frame_force = np.concatenate([self.frame_force, other.frame_force])
+        self.frame_kpa = np.concatenate([self.frame_kpa, other.frame_kpa])
+        if other.t_end is not None:
+            self.t_end = other.t_end

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable, Mapping
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,9 @@ class Notifier:
 
     def _socket(self) -> socket.socket:
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Python sockets are close-on-exec already (PEP 446): a child
+            # process cannot notify in the daemon's name through this one.
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         return self._sock
 
     def _log_failure(self, error: OSError) -> None:
@@ -165,17 +168,17 @@ class Notifier:
 class Watchdog:
     """Feeds systemd's watchdog only while the daemon is demonstrably working.
 
-    The daemon reports progress with :meth:`samples_arrived` (per source, on
-    the watchdog's clock) and calls :meth:`tick` from its main loop. A ping is
-    sent when one is due and every source has delivered within
-    ``freshness_s``, or has been declared degraded: a sensor the daemon knows
-    is missing and has chosen to run without is a warning, not a hang.
-    :meth:`declare_degraded` without a source covers the whole daemon.
+    Sensor threads report progress with :meth:`samples_arrived` (per source,
+    on the watchdog's clock); the main loop calls :meth:`tick`. A ping is sent
+    when one is due and every source has delivered within ``freshness_s``, or
+    has been declared degraded: a sensor the daemon knows is missing and has
+    chosen to run without is a warning, not a hang. :meth:`declare_degraded`
+    without a source covers the whole daemon.
 
     Each source gets ``freshness_s`` of grace from construction to deliver its
     first samples. Pings go out every ``interval`` seconds (by default the
     notifier's, half of WatchdogSec=); with no interval the watchdog is off
-    and :meth:`tick` never sends.
+    and :meth:`tick` never sends. All methods are thread-safe.
     """
 
     def __init__(
@@ -196,6 +199,7 @@ class Watchdog:
         self._clock = clock
         self._freshness_s = float(freshness_s)
         self._interval = notifier.watchdog_interval() if interval is None else float(interval)
+        self._lock = threading.Lock()
         started = clock()
         # The start time stands in for a first delivery: the start-up grace.
         self._last_samples = {name: started for name in names}
@@ -220,41 +224,43 @@ class Watchdog:
         """Record that ``source`` delivered fresh samples at ``t`` (default: now)."""
         name = self._source_name(source)
         when = self._clock() if t is None else float(t)
-        if when > self._last_samples[name]:
-            self._last_samples[name] = when
+        with self._lock:
+            # A late report of an older block never moves freshness backwards.
+            if when > self._last_samples[name]:
+                self._last_samples[name] = when
 
     def declare_degraded(self, reason: str, source: str | None = None) -> None:
         """Keep pinging without ``source`` (or, with None, without any samples)."""
-        if source is None:
-            self._daemon_degraded = reason
-        else:
-            self._degraded_sources[self._source_name(source)] = reason
+        name = None if source is None else self._source_name(source)
+        with self._lock:
+            if name is None:
+                self._daemon_degraded = reason
+            else:
+                self._degraded_sources[name] = reason
 
     def clear_degraded(self, source: str | None = None) -> None:
         """Require samples again from ``source`` (None: lift the daemon-wide declaration)."""
-        if source is None:
-            self._daemon_degraded = None
-        else:
-            self._degraded_sources.pop(self._source_name(source), None)
+        name = None if source is None else self._source_name(source)
+        with self._lock:
+            if name is None:
+                self._daemon_degraded = None
+            else:
+                self._degraded_sources.pop(name, None)
 
     @property
     def degraded(self) -> dict[str, str]:
         """Declared degradations: source name (or "daemon") to reason."""
-        found = dict(self._degraded_sources)
-        if self._daemon_degraded is not None:
-            found["daemon"] = self._daemon_degraded
+        with self._lock:
+            found = dict(self._degraded_sources)
+            if self._daemon_degraded is not None:
+                found["daemon"] = self._daemon_degraded
         return found
 
     def stale_sources(self, now: float | None = None) -> list[str]:
         """Sources that are neither fresh nor declared degraded."""
-        if self._daemon_degraded is not None:
-            return []
         t = self._clock() if now is None else now
-        return [
-            name
-            for name, last in self._last_samples.items()
-            if name not in self._degraded_sources and t - last > self._freshness_s
-        ]
+        with self._lock:
+            return self._stale_sources_locked(t)
 
     def healthy(self, now: float | None = None) -> bool:
         return not self.stale_sources(now)
@@ -264,36 +270,52 @@ class Watchdog:
         if not self.enabled:
             return None
         t = self._clock() if now is None else now
-        return max(0.0, self._next_ping - t)
+        with self._lock:
+            return max(0.0, self._next_ping - t)
 
     def tick(self) -> bool:
         """Send WATCHDOG=1 if one is due and the daemon is healthy; True if sent."""
         if not self.enabled:
             return False
         now = self._clock()
-        if now < self._next_ping:
-            return False
-        stale = self.stale_sources(now)
+        with self._lock:
+            if now < self._next_ping:
+                return False
+            stale = self._stale_sources_locked(now)
+            if stale:
+                explanation = self._begin_withholding(stale, now)
+            else:
+                explanation = None
+                self._end_withholding()
+                self._next_ping = now + self._interval
+        # Socket I/O happens outside the lock: sensor threads never wait on it.
         if stale:
-            self._start_withholding(stale, now)
+            if explanation:
+                log.warning("%s", explanation)
+                self._notifier.status(explanation)
             return False
-        self._stop_withholding()
         self._notifier.watchdog()
-        self._next_ping = now + self._interval
         return True
 
-    def _start_withholding(self, stale: list[str], now: float) -> None:
-        # Say why, once per episode, so `systemctl status` and the journal
-        # explain the restart that is about to follow.
+    def _stale_sources_locked(self, now: float) -> list[str]:
+        if self._daemon_degraded is not None:
+            return []
+        return [
+            name
+            for name, last in self._last_samples.items()
+            if name not in self._degraded_sources and now - last > self._freshness_s
+        ]
+
+    def _begin_withholding(self, stale: list[str], now: float) -> str | None:
+        # Explain once per episode, so `systemctl status` and the journal say
+        # why the restart that follows happened.
         if self._withholding:
-            return
+            return None
         self._withholding = True
         ages = ", ".join(f"{name} silent {now - self._last_samples[name]:.1f} s" for name in stale)
-        message = f"watchdog withheld: no fresh samples ({ages})"
-        log.warning("%s", message)
-        self._notifier.status(message)
+        return f"watchdog withheld: no fresh samples ({ages})"
 
-    def _stop_withholding(self) -> None:
+    def _end_withholding(self) -> None:
         if self._withholding:
             self._withholding = False
             log.info("samples are fresh again; watchdog pings resume")

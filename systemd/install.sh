@@ -287,7 +287,8 @@ do_install() {
     install_unit
     start_service
     say "installed. Follow it with: journalctl -u kneeroll -f"
-    say "check the hardware with: sudo systemctl stop kneeroll; sudo -u kneeroll /opt/kneeroll/bin/kneeroll doctor"
+    say "check the hardware: sudo systemctl stop kneeroll &&" \
+        "sudo -u kneeroll env LG_WD=/tmp /opt/kneeroll/bin/kneeroll doctor --config /etc/kneeroll/config.toml"
 }
 
 # --- removal ---------------------------------------------------------------

@@ -139,6 +139,9 @@ class Bridge:
         """Samples that were due and never read: their numbers are used up, so the host counts them lost."""
         self.flush()
         self.next_seq = (self.next_seq + missing) % protocol.SAMPLE_SEQ_MODULUS
+        if self.last_sample_us is not None:
+            # They were due one period apart: the next gap is measured from the last of them.
+            self.last_sample_us += missing * self.period_us
 
     def add_reading(self, raw, t_us):
         if raw >= protocol.RAW_MAX or raw <= protocol.RAW_MIN:
@@ -179,7 +182,9 @@ class Bridge:
         if now - self.last_activity_us > limit:
             self.hx711_timeouts += 1
             self.last_activity_us = now  # count once per silent window
-            self.fault = True
+            if not self.fault:
+                self.fault = True
+                self.next_blink_us = min(self.next_blink_us, now + self.fault_blink_us)
 
     # --- commands --------------------------------------------------------------------
 

@@ -111,17 +111,19 @@ class Pipeline:
         if not frames:
             batch.t_end = self.t_end
             return batch
-        ts, kpas = [], []
+        ts, forces, kpas = [], [], []
         for frame in frames:
-            kpa = self._frame(frame, batch)
+            force, kpa = self._frame(frame, batch)
             ts.append(frame.t)
+            forces.append(force)
             kpas.append(kpa)
         batch.frame_t = np.array(ts)
+        batch.frame_force = np.array(forces)
         batch.frame_kpa = np.array(kpas)
         self.t_end = batch.t_end = ts[-1]
         return batch
 
-    def _frame(self, frame: Frame, batch: EventBatch) -> float:
+    def _frame(self, frame: Frame, batch: EventBatch) -> tuple[float, float]:
         t = frame.t
         motion = self.motion
         if frame.accel is not None:
@@ -147,7 +149,7 @@ class Pipeline:
         kpa = self.contact.kpa(force)
         self._add_pressure(frame, force, kpa, batch)
         self.frames_processed += 1
-        return kpa
+        return force, kpa
 
     def _add_pressure(self, frame: Frame, force: float, kpa: float, batch: EventBatch) -> None:
         second = int(frame.k * FRAME_S + 1e-9)

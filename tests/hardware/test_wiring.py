@@ -182,7 +182,11 @@ def openscad_complaints(*defines: str) -> str:
     for define in defines:
         args += ["-D", define]
     result = subprocess.run([*args, str(MOUNT)], capture_output=True, text=True, timeout=60)
-    return "\n".join(line for line in result.stderr.splitlines() if re.match(r"(ERROR|WARNING)", line))
+    # openscad exits 0 even when an assert() fails: read what it says.
+    complaints = [line for line in result.stderr.splitlines() if re.match(r"(ERROR|WARNING)", line)]
+    if result.returncode != 0 or not result.stdout.strip():
+        complaints.append(f"openscad exited {result.returncode} with no model: {result.stderr.strip()}")
+    return "\n".join(complaints)
 
 
 @pytest.mark.parametrize("defines", [(), ("handle_diameter=25",), ("handle_diameter=40", 'part="assembled"')])

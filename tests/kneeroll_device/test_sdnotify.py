@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import threading
 import uuid
 
 import pytest
@@ -45,6 +47,8 @@ def systemd(tmp_path):
 
 @pytest.fixture
 def abstract_systemd():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("abstract Unix sockets are a Linux feature")
     name = f"kneeroll-test-{uuid.uuid4().hex}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(b"\0" + name.encode())
@@ -310,3 +314,48 @@ def test_bad_arguments_are_refused(systemd):
         Watchdog(notifier, ManualClock(), sources=())
     with pytest.raises(ValueError):
         Watchdog(notifier, ManualClock(), freshness_s=0)
+
+
+def test_withholding_is_logged_once_per_episode(systemd, caplog):
+    clock = ManualClock()
+    dog = make_watchdog(systemd, clock)
+    clock.advance(5.0)
+    with caplog.at_level(logging.WARNING, logger="kneeroll_device.sdnotify"):
+        dog.tick()
+        dog.tick()
+    assert [r.getMessage() for r in caplog.records] == [
+        "watchdog withheld: no fresh samples (sensors silent 5.0 s)"
+    ]
+
+
+def test_sensor_threads_may_report_while_the_main_loop_ticks(systemd):
+    clock = ManualClock()
+    dog = make_watchdog(systemd, clock, sources=("imu", "force"))
+    errors = []
+
+    def report(source: str):
+        try:
+            for i in range(2000):
+                dog.samples_arrived(source=source)
+                if i % 50 == 0:
+                    dog.declare_degraded("flaky", source=source)
+                    dog.clear_degraded(source)
+        except Exception as error:  # pragma: no cover - the assertion shows it
+            errors.append(error)
+
+    workers = [threading.Thread(target=report, args=(name,)) for name in ("imu", "force")]
+    for worker in workers:
+        worker.start()
+    for _ in range(2000):
+        dog.tick()
+        dog.stale_sources()
+    for worker in workers:
+        worker.join(timeout=10)
+    assert errors == []
+    assert dog.healthy() and dog.degraded == {}
+
+
+def test_stopping_with_a_status(systemd):
+    with Notifier(environ=systemd.environ()) as notifier:
+        notifier.stopping("session saved")
+    assert systemd.messages() == ["STOPPING=1\nSTATUS=session saved"]

@@ -104,7 +104,7 @@ def _probe_findings(bus: Any, imu_config: Any) -> list[Finding]:
     elif chip is not None and any(p.who_am_i is not None for p in probes):
         findings.append(Finding("imu", True, f"an unknown part that the config names as {chip}"))
     else:
-        error = imu_module._not_found_error(bus, probes, chip)
+        error = imu_module.not_found_error(bus, probes, chip)
         findings.append(Finding("imu", False, error.message, error.fix or ""))
     return findings
 

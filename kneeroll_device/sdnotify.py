@@ -88,6 +88,7 @@ class Notifier:
         self._address = socket_address(self._notify_socket)
         self._watchdog_interval = watchdog_interval(env, pid)
         self._sock: socket.socket | None = None
+        self._sock_lock = threading.Lock()
         self._failure_logged = False
         if self._notify_socket and self._address is None:
             log.warning("NOTIFY_SOCKET=%r is not a Unix socket path; systemd notifications are off",
@@ -140,9 +141,10 @@ class Notifier:
 
     def close(self) -> None:
         """Close the socket; safe to call twice. A later send opens a new one."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        with self._sock_lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
 
     def __enter__(self) -> Notifier:
         return self
@@ -151,11 +153,14 @@ class Notifier:
         self.close()
 
     def _socket(self) -> socket.socket:
-        if self._sock is None:
-            # Python sockets are close-on-exec already (PEP 446): a child
-            # process cannot notify in the daemon's name through this one.
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        return self._sock
+        # Several threads may notify (the main loop pings, workers set the
+        # status): one socket for all, created once.
+        with self._sock_lock:
+            if self._sock is None:
+                # Python sockets are close-on-exec already (PEP 446): a child
+                # process cannot notify in the daemon's name through this one.
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            return self._sock
 
     def _log_failure(self, error: OSError) -> None:
         # Once is enough: a broken socket would otherwise flood the journal

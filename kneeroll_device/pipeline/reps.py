@@ -24,7 +24,7 @@ class RepCounter:
     ON_N = 5.0  # rise above the level that starts a rep ...
     ON_RATIO = 0.06  # ... or this share of the level, if larger
     MIN_RISE_N = 6.0
-    MIN_RISE_RATIO = 0.12  # of the holding level: rolling sways the force by less
+    MIN_RISE_RATIO = 0.10  # of the holding level: rolling sways the force by less
     REPORT_DROP = 0.35  # reported once the force fell this share of the rise from its peak
     STEADY_N = 2.0  # frame-to-frame change that counts as a plateau
     SETTLE_FRAMES = 4  # a plateau this long sets the level

@@ -200,11 +200,10 @@ class Engine:
             while i < len(events) and _event_time(events[i]) <= t + 1e-9:
                 actions += self._on_event(events[i])
                 i += 1
+            actions += self.tick(t)  # every frame, so the rules of time do not depend on block sizes
             actions += self._on_frame(t, kpa, force)
         for event in events[i:]:
             actions += self._on_event(event)
-        if batch.t_end is not None:
-            actions += self.tick(batch.t_end)
         return actions
 
     def _on_event(self, event) -> list[Action]:
@@ -300,7 +299,7 @@ class Engine:
     def _on_frame(self, t: float, kpa: float, force: float) -> list[Action]:
         """One frame of pressure: the step's summary, time over the limit, warnings."""
         progress = self.step
-        if progress is None or self.state not in ("active", "done_waiting") or kpa != kpa:
+        if progress is None or progress.ended is not None or self.state not in ("active", "done_waiting") or kpa != kpa:
             self._over_since = None
             return []
         progress.kpa_sum += kpa
@@ -372,7 +371,11 @@ class Engine:
         progress = self.step
         if self._rest_started_before(t) < self.settings.give_up_rest_s or self.current + 1 >= len(self.plan):
             return False
-        next_kind = self.plan[self.current + 1].step.kind
+        next_step = self.plan[self.current + 1].step
+        if next_step.orientation != progress.step.orientation:
+            # turning the roller over is the surest sign of the next step
+            return self.flipped == (next_step.orientation == "flipped")
+        next_kind = next_step.kind
         this_kind = progress.step.kind
         if this_kind == next_kind:
             return False

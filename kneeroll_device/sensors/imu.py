@@ -161,6 +161,8 @@ class ChipDriver(Protocol):
     address: int
     bus: I2cBus
     rate_hz: float
+    accel_range_g: int
+    gyro_range_dps: int
     accel_counts_per_g: float
     gyro_counts_per_dps: float
 
@@ -258,7 +260,7 @@ def detect_chip(bus: I2cBus, address: int | None = None, chip: str | None = None
                 found.address, found.who_am_i, chip,
             )
             return found.address, ChipIdentity(chip, f"{chip} (WHO_AM_I 0x{found.who_am_i:02X})", found.who_am_i, False)
-    raise _not_found_error(bus, probes, chip)
+    raise not_found_error(bus, probes, chip)
 
 
 def _errno(error: BaseException | None) -> int | None:
@@ -271,7 +273,7 @@ def _open_error(bus: object, exc: OSError) -> ImuError:
     return ImuError(f"{bus_label(bus)} does not exist", FIX_ENABLE_I2C)
 
 
-def _not_found_error(bus: object, probes: list[Probe], chip: str | None) -> ImuError:
+def not_found_error(bus: object, probes: list[Probe], chip: str | None) -> ImuError:
     what = chip or "MPU-6050, LSM6DSOX or LSM6DS3TR-C"
     places = ", ".join(p.describe() for p in probes)
     number = bus_number_of(bus)
@@ -616,8 +618,8 @@ class Imu:
         self.address = driver.address
         self.rate_hz = driver.rate_hz
         self.requested_rate_hz = requested_rate_hz
-        self.accel_range_g = driver.accel_range_g  # type: ignore[attr-defined]
-        self.gyro_range_dps = driver.gyro_range_dps  # type: ignore[attr-defined]
+        self.accel_range_g = driver.accel_range_g
+        self.gyro_range_dps = driver.gyro_range_dps
         self.calibration = calibration
         self.gyro_bias_dps = np.asarray(calibration.gyro_bias_dps if calibration else (0.0, 0.0, 0.0))
         self.stats = ImuStats()
@@ -625,6 +627,7 @@ class Imu:
         self._next_index = 0
         self._last_index = -1
         self._last_time = clock()  # the FIFO was just reset: the first sample comes after this
+        self._last_delivered_t: float | None = None
         self._pending_gaps: list[GapEvent] = []
         self._events: list[DeviceEvent] = [DeviceEvent(self._last_time, "imu", "up", self.describe())]
         self._fault: _Fault | None = None
@@ -701,14 +704,16 @@ class Imu:
         gyro = regs.counts_to_units(gyro_raw, self._driver.gyro_counts_per_dps) - self.gyro_bias_dps
         self._next_index += count
         self._last_index = self._next_index - 1
-        self._last_time = float(t[-1])
+        self._last_time = self._last_delivered_t = float(t[-1])
         self.stats.samples += count
         return ImuBlock(t=t, accel=accel, gyro=gyro, gaps=tuple(self._take_gaps()))
 
     def _keep_increasing(self, t: np.ndarray) -> np.ndarray:
         """A better anchor can move the line back a little: never let time run backwards."""
-        floor = self._last_time + 0.5 * self._timeline.period * np.arange(1, len(t) + 1)
-        return np.maximum(t, floor) if self._last_index >= 0 else t
+        if self._last_delivered_t is None:
+            return t
+        floor = self._last_delivered_t + 0.5 * self._timeline.period * np.arange(1, len(t) + 1)
+        return np.maximum(t, floor)
 
     def _empty_block(self) -> ImuBlock:
         gaps = tuple(self._take_gaps())
@@ -834,7 +839,7 @@ class Imu:
         return f"<Imu {self.describe()}>"
 
 
-def open_imu(bus: I2cBus | int, address: int | None = None, rate_hz: float = 100, *, chip: str | None = None,
+def open_imu(bus: I2cBus | int, address: int | str | None = None, rate_hz: float = 100, *, chip: str | None = None,
              accel_range_g: int = 4, gyro_range_dps: int = 500, clock: Any = None,
              calibration: ImuCalibration | str | os.PathLike | None = None,
              reopen: Callable[[], I2cBus] | None = None) -> Imu:
@@ -845,10 +850,21 @@ def open_imu(bus: I2cBus | int, address: int | None = None, rate_hz: float = 100
     ``calibration`` is an ImuCalibration or the directory holding imu_calibration.json.
     Errors at start are one ImuError that names the bus, the addresses, WHO_AM_I and the fix.
     """
-    if isinstance(bus, int) and not isinstance(bus, bool):
-        number = bus
+    opened_here = isinstance(bus, int) and not isinstance(bus, bool)
+    if opened_here:
+        number = int(bus)  # type: ignore[arg-type]
         bus = open_bus(number)
         reopen = reopen or (lambda: open_bus(number))
+    try:
+        return _start(bus, address, rate_hz, chip, accel_range_g, gyro_range_dps, clock, calibration, reopen)
+    except BaseException:
+        if opened_here:
+            bus.close()  # type: ignore[union-attr]
+        raise
+
+
+def _start(bus: I2cBus, address: int | str | None, rate_hz: float, chip: str | None, accel_range_g: int,
+           gyro_range_dps: int, clock: Any, calibration: Any, reopen: Callable[[], I2cBus] | None) -> Imu:
     chip = None if chip in (None, "auto") else chip
     if isinstance(address, str):
         address = None if address == "auto" else int(address, 0)
@@ -860,6 +876,8 @@ def open_imu(bus: I2cBus | int, address: int | None = None, rate_hz: float = 100
     driver = make_driver(bus, found_at, identity, rate_hz, accel_range_g, gyro_range_dps, clock)
     try:
         driver.configure()
+    except ImuError:
+        raise
     except OSError as exc:
         raise ImuError(
             f"{identity.name} at 0x{found_at:02X} on {bus_label(bus)} stopped answering while being set up: {exc}",

@@ -40,6 +40,7 @@ class Mpu6050Driver:
         self.accel_counts_per_g = regs.accel_counts_per_g("mpu6050", accel_range_g)
         self.gyro_counts_per_dps = regs.gyro_counts_per_dps("mpu6050", gyro_range_dps)
         # register 0x19..0x1C as they must read back once configured
+        self._odd_counts = 0  # polls in a row whose FIFO count was not whole packets
         self._settings = [
             self.smplrt_div,
             R.compose("CONFIG", DLPF_CFG=self.dlpf_cfg),
@@ -85,6 +86,7 @@ class Mpu6050Driver:
         self._write("USER_CTRL", R.compose("USER_CTRL", FIFO_ENABLE=1))
         self._write("FIFO_EN", R.compose("FIFO_EN", XG_FIFO_EN=1, YG_FIFO_EN=1, ZG_FIFO_EN=1, ACCEL_FIFO_EN=1))
         self._read("INT_STATUS")  # clears an overflow flag from before the reset
+        self._odd_counts = 0
 
     def fifo_status(self) -> FifoStatus:
         # INT_STATUS is read every time because clones have other FIFO sizes (512 bytes on
@@ -94,7 +96,11 @@ class Mpu6050Driver:
         count = (high << 8) | low
         last_whole = (regs.MPU6050_FIFO_BYTES // PACKET) * PACKET
         overflowed = overflowed or (self.identity.genuine and count > last_whole)
-        return FifoStatus(samples=count // PACKET, overflow=overflowed)
+        # a count between packets is normal for the microseconds a packet takes to enter, so
+        # nothing is read then; seen twice in a row, bytes went missing and alignment is lost
+        self._odd_counts = self._odd_counts + 1 if count % PACKET else 0
+        whole = 0 if self._odd_counts else count // PACKET
+        return FifoStatus(samples=whole, overflow=overflowed, misaligned=self._odd_counts >= 2)
 
     def read_fifo(self, samples: int) -> tuple[np.ndarray, np.ndarray]:
         data = read_burst(self.bus, self.address, R.address("FIFO_R_W"), samples * PACKET, BURST_CHUNK)

@@ -362,7 +362,7 @@ class _EmulatedImu:
         # only the newest samples can survive in the FIFO: compute those, count the rest
         computed = min(count, self.FIFO_SAMPLES_MAX + 2)
         ticks = np.arange(newest - computed + 1, newest + 1)
-        accel, gyro = self.motion(self.world_t0 + ticks / rate - self.world_t0)
+        accel, gyro = self.motion(ticks / rate)  # world time of tick k is k / rate
         raw_accel = regs.units_to_counts(np.asarray(accel, dtype=np.float64).reshape(-1, 3), self._accel_counts())
         raw_gyro = regs.units_to_counts(np.asarray(gyro, dtype=np.float64).reshape(-1, 3), self._gyro_counts())
         self._latest_accel, self._latest_gyro = raw_accel[-1], raw_gyro[-1]

@@ -309,7 +309,7 @@ def _release(w: ScriptWriter, step: Step, truth: StepTruth, h: Habits, scenario:
     if step.roll_seconds is not None and step.roll_seconds.max > 0:
         _roll(w, step, truth, h, gentle=True, seconds=rng.uniform(6.0, step.roll_seconds.max))
     hold = h.tendon_force_n if gentle else h.hold_force_n
-    rise = h.rep_rise_n * (0.45 if gentle else 1.0)
+    rise = h.rep_rise_n * (0.6 if gentle else 1.0)  # the quadriceps' push does not depend on the squeeze
     lo, hi = step.reps_per_point.min, step.reps_per_point.max
     for point in range(step.points):
         if point > 0:

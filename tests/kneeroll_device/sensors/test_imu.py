@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import math
+import os
 
 import numpy as np
 import pytest
@@ -381,6 +382,28 @@ def test_lsm6dsox_lost_word_is_caught_by_the_tag_counter():
     assert np.all(np.diff(true_tick(t, gyro, 104.0)[0]) == 1)
 
 
+def test_mpu_bytes_missing_from_the_fifo_are_caught_by_the_count():
+    clock, bus, device = make_bus("mpu6050")
+    imu = open_imu(bus, clock=clock)
+    before = poll(imu, clock, 1.0)
+    clock.advance(0.05)
+    bus.read_byte_data(0x68, 0x75)  # let the emulator catch up
+    del device.fifo[0]  # a byte lost without an overflow: every packet after it is shifted
+    after = poll(imu, clock, 1.0)
+    gap = assert_one_gap_with_true_count(before + after, 100.0)
+    assert "misaligned" in gap.reason
+    assert_gravity(joined(after)[1], imu)
+
+
+def test_a_chip_that_does_not_keep_its_settings_is_refused():
+    clock, bus, device = make_bus("mpu6050", who=0x72)
+    original = device._write_register
+    device._write_register = lambda register, value: None if register == 0x1B else original(register, value)
+    with pytest.raises(ImuError) as info:
+        open_imu(bus, clock=clock)
+    assert "does not keep its settings" in info.value.message and "0x72" in info.value.message
+
+
 # --- I2C faults mid-stream ------------------------------------------------------------------
 
 
@@ -555,3 +578,21 @@ def test_calibrating_a_calibrated_imu_measures_the_raw_bias():
     imu.gyro_bias_dps = np.array([10.0, 10.0, 10.0])
     calibration = calibrate_gyro(imu, seconds=1.0)
     np.testing.assert_allclose(calibration.gyro_bias_dps, BIAS, atol=0.02)
+
+
+# --- real hardware (a Pi with the IMU wired; KNEEROLL_HARDWARE=1) --------------------------
+
+
+@pytest.mark.hardware
+@pytest.mark.skipif(os.environ.get("KNEEROLL_HARDWARE") != "1", reason="needs the IMU on /dev/i2c-1")
+def test_real_imu_streams_at_its_rate():
+    from kneeroll_device.clock import SystemClock
+
+    clock = SystemClock()
+    with open_imu(open_bus(1), clock=clock) as imu:
+        imu.read()
+        blocks = [imu.read() for _ in range(20) if clock.sleep(0.1) is None]
+    t, accel, _, gaps = joined(blocks)
+    assert gaps == []
+    assert len(t) == pytest.approx(2.0 * imu.rate_hz, rel=0.1)
+    assert np.linalg.norm(accel, axis=1).mean() == pytest.approx(1.0, abs=0.1)

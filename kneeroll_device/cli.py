@@ -1,0 +1,473 @@
+"""The ``kneeroll`` command: thin; it parses, delegates and reports.
+
+Exit codes: 0 done, 1 the job failed (a device missing, a check failed), 2 bad
+usage or bad input. Errors are one or two lines on stderr naming the problem
+and the fix; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import signal
+import sys
+from pathlib import Path
+
+from .errors import InputError, KneerollError
+
+PROG = "kneeroll"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage in one line, with the way to more help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def _json_out(document) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _load(args):
+    from .config import load_config
+
+    config = load_config(getattr(args, "config", None))
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["storage"] = {"data_dir": str(args.data_dir)}
+    if getattr(args, "leg", None):
+        overrides["routine"] = {"leg": args.leg}
+    if getattr(args, "routine", None):
+        overrides.setdefault("routine", {})["file"] = str(args.routine)
+    return config.replace(**overrides) if overrides else config
+
+
+def _routine(config):
+    from .routine.spec import load_routine
+
+    return load_routine(config.routine.file)
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    from .demo import describe_action, describe_cue, run_demo
+    from .replay import step_json
+    from .sim.world import simulate_session
+
+    if args.speed <= 0:
+        raise InputError(f"--speed must be positive, got {args.speed}", "e.g. --speed 1 for real time")
+    config = _load(args)
+    routine = _routine(config)
+    session = simulate_session(routine, seed=args.seed, scenario=args.scenario)
+    live = not args.json
+
+    def on_action(action, daemon):
+        line = describe_action(action, daemon)
+        if live and line:
+            print(line, flush=True)
+
+    def on_cue(record):
+        if live and args.cues:
+            print(describe_cue(record), flush=True)
+
+    if live:
+        print(f"kneeroll demo: seed {args.seed}, scenario {args.scenario}, {session.duration:.0f} s of routine "
+              f"at {args.speed:g}x, log in {config.storage.data_dir}", flush=True)
+    result, daemon = run_demo(config, routine, session, data_dir=config.storage.data_dir, speed=args.speed,
+                              on_action=on_action, on_cue=on_cue)
+    summary = result.summary if result else daemon.engine.session_summary()
+    truth = {s["index"]: s for s in session.truth()["steps"]}
+    steps = [step_json(s, truth.get(s["index"])) for s in summary["steps"]]
+    document = {
+        "completed": bool(result and result.outcome == "completed"),
+        "outcome": result.outcome if result else None,
+        "seed": args.seed, "scenario": args.scenario,
+        "session_id": result.session_id if result else None,
+        "log": str(daemon.store.path),
+        "recording": result.recording if result else None,
+        "steps": steps,
+        "cues": daemon.cue_log,
+    }
+    if args.json:
+        _json_out(document)
+    else:
+        _print_step_table(steps)
+        print(f"log: {daemon.store.path} (session {document['session_id']})")
+        if document["recording"]:
+            print(f"recording: {document['recording']}")
+    return 0 if result is not None else 1
+
+
+def _fmt(value, digits=0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _print_step_table(steps: list[dict]) -> None:
+    header = f"{'#':>2} {'step':<26} {'target':<12} {'result':<9} {'strokes':>9} {'reps':>7} {'active s':>10} {'kPa mean/peak':>14} {'N mean/peak':>12}"
+    print(header)
+    print("-" * len(header))
+    for s in steps:
+        truth = s.get("truth") or {}
+        target = "roll" if s["kind"] == "roll" else "reps"
+        result = "done" if s["completed"] else ("skipped" if s["skipped"] else "-")
+        strokes = f"{s['strokes']}" + (f"/{truth['strokes']}" if truth else "")
+        reps = f"{s['reps']}" + (f"/{truth['reps']}" if truth else "")
+        active = _fmt(s["active_s"], 1) + (f"/{_fmt(truth.get('active_s'), 1)}" if truth else "")
+        kpa = f"{_fmt(s['mean_kpa'])}/{_fmt(s['peak_kpa'])}"
+        newtons = f"{_fmt(s['mean_force_n'])}/{_fmt(s['peak_force_n'])}"
+        print(f"{s['index']:>2} {s['name'][:26]:<26} {target:<12} {result:<9} {strokes:>9} {reps:>7} {active:>10} {kpa:>14} {newtons:>12}")
+    if any(s.get("truth") for s in steps):
+        print("(counts shown as measured/true: the simulated person's ground truth)")
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    from .daemon import Daemon
+    from .sdnotify import Notifier, Watchdog
+    from .clock import SystemClock
+    from .sensors.imu import open_bus, open_imu
+    from .sensors.force import ForceCalibration, ForceSensor
+    from firmware_bridge.link import ForceLink
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = _load(args)
+    routine = _routine(config)
+    clock = SystemClock()
+    data_dir = config.storage.data_dir
+    bus_number = config.imu.bus
+    imu = open_imu(open_bus(bus_number), address=None if config.imu.address == "auto" else config.imu.address,
+                   rate_hz=config.imu.rate_hz, chip=None if config.imu.chip == "auto" else config.imu.chip,
+                   accel_range_g=config.imu.accel_range_g, gyro_range_dps=config.imu.gyro_range_dps, clock=clock,
+                   calibration=data_dir, reopen=lambda: open_bus(bus_number))
+    calibration = ForceCalibration.load(data_dir, default=ForceCalibration.from_config(config.force)) \
+        if _accepts_default(ForceCalibration.load) else ForceCalibration.from_config(config.force)
+    link = ForceLink(config.force.port, baudrate=config.force.baudrate, clock=clock).start()
+    force = ForceSensor(link, calibration)
+    notifier = SystemdBridge(Notifier(), Watchdog(Notifier(), clock, sources=("imu",)))
+    daemon = Daemon(config, imu=imu, force=force, routine=routine, data_dir=data_dir, clock=clock, notifier=notifier)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: daemon.stop())
+    try:
+        daemon.run()
+    finally:
+        for part in (force, link, imu):
+            part.close()
+    return 0
+
+
+def _accepts_default(function) -> bool:
+    import inspect
+
+    return "default" in inspect.signature(function).parameters
+
+
+class SystemdBridge:
+    """What the daemon tells systemd: readiness, status, and the watchdog fed by IMU samples."""
+
+    def __init__(self, notifier, watchdog):
+        self.notifier, self.watchdog = notifier, watchdog
+
+    def ready(self, text: str) -> None:
+        self.notifier.ready(text)
+
+    def status(self, text: str) -> None:
+        self.notifier.status(text)
+
+    def stopping(self) -> None:
+        self.notifier.stopping()
+
+    def samples_arrived(self, t: float) -> None:
+        self.watchdog.samples_arrived(t, source="imu")
+
+    def declare_degraded(self, reason: str) -> None:
+        self.notifier.status(f"degraded: {reason}")
+
+    def clear_degraded(self) -> None:
+        self.notifier.status("all sensors delivering")
+
+    def tick(self) -> None:
+        self.watchdog.tick()
+
+
+# --- recordings ----------------------------------------------------------------------------
+
+
+def cmd_simulate(args) -> int:
+    from .sim.world import simulate_session, write_recording
+
+    config = _load(args)
+    routine = _routine(config)
+    session = simulate_session(routine, seed=args.seed, scenario=args.scenario)
+    out = write_recording(session, Path(args.out), imu_rate_hz=config.imu.rate_hz,
+                          force_rate_hz=config.force.sample_rate_hz, gzip=args.gzip)
+    if args.json:
+        _json_out({"out": str(out), "duration_s": round(session.duration, 2), "truth": session.truth()})
+    else:
+        total = session.truth()["steps"]
+        print(f"wrote {out}: {session.duration:.0f} s, {len(total)} steps, "
+              f"{sum(s['strokes'] for s in total)} strokes, {sum(s['reps'] for s in total)} reps (seed {args.seed})")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from .pipeline import ContactModel
+    from .recording import read_recording
+    from .replay import replay_recording
+    from .routine.engine import EngineSettings
+
+    config = _load(args)
+    routine = _routine(config)
+    rec = read_recording(args.path)
+    result = replay_recording(rec, routine, leg=config.routine.leg, settings=EngineSettings.from_config(config),
+                              contact=ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
+    document = result.as_json()
+    if args.json:
+        _json_out(document)
+    else:
+        _print_step_table(document["steps"])
+        print(f"outcome: {document['outcome']}")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from .pipeline import ContactModel
+    from .recording import read_recording
+    from .replay import analyze_recording
+
+    if args.block_seconds <= 0:
+        raise InputError(f"--block-seconds must be positive, got {args.block_seconds}")
+    config = _load(args)
+    rec = read_recording(args.path)
+    result = analyze_recording(rec, ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
+    if args.json:
+        _json_out({k: result[k] for k in ("duration_s", "strokes", "reps", "segments", "pressure")})
+        return 0
+    print(f"{args.path}: {result['duration_s']:.1f} s, {result['strokes']} strokes, {result['reps']} reps")
+    if result["pressure"]:
+        print(f"pressure: {result['pressure']['mean_kpa']:.1f} kPa mean, {result['pressure']['peak_kpa']:.1f} kPa peak")
+    for seg in result["segments"]:
+        print(f"  {seg['kind']:<5} {seg['start']:8.1f} - {seg['end']:8.1f} s  strokes {seg['strokes']:>3}  reps {seg['reps']:>3}")
+    return 0
+
+
+# --- config, cues, log -------------------------------------------------------------------------
+
+
+def cmd_config_show(args) -> int:
+    import tomli_w
+
+    config = _load(args)
+    document = config.as_dict()
+    if args.json:
+        _json_out(document)
+    else:
+        sys.stdout.write(f"# effective config ({config.source})\n" + tomli_w.dumps(document))
+    return 0
+
+
+def cmd_cues(args) -> int:
+    from .clock import SystemClock
+    from .cues import CUE_NAMES, CuePlayer, mock_pin_factory
+
+    config = _load(args)
+    if not args.preview:
+        for name in CUE_NAMES:
+            print(name)
+        return 0
+    factory = None if args.real_pins else mock_pin_factory()
+    with CuePlayer(config.pins, config.cues, clock=SystemClock(), pin_factory=factory) as player:
+        for name in CUE_NAMES:
+            print(f"{name} ...", flush=True)
+            player.play(name, None)
+            player.wait_idle(timeout=10.0)
+            SystemClock().sleep(0.6)
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .store import open_log, session_rows
+
+    config = _load(args)
+    with open_log(config.storage.data_dir) as db:
+        rows = session_rows(db, args.days)
+    if args.json:
+        _json_out({"sessions": rows})
+        return 0
+    if not rows:
+        print("no sessions yet")
+        return 0
+    print(f"{'id':>4} {'started (UTC)':<20} {'leg':<6} {'outcome':<12} {'steps':>6} {'min':>5} {'strokes':>8} {'reps':>5} {'kPa':>10}")
+    for r in rows:
+        kpa = f"{_fmt(r['mean_kpa'])}/{_fmt(r['peak_kpa'])}"
+        minutes = _fmt((r["duration_s"] or 0) / 60, 1)
+        print(f"{r['id']:>4} {r['started_at'][:19]:<20} {r['leg']:<6} {r['outcome']:<12} "
+              f"{r['steps_done']:>3}/{r['steps_total']:<2} {minutes:>5} {r['strokes']:>8} {r['reps']:>5} {kpa:>10}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .store import open_log, resolve_session, step_rows
+
+    config = _load(args)
+    with open_log(config.storage.data_dir) as db:
+        session_id = resolve_session(db, args.session)
+        session = dict(db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone())
+        steps = step_rows(db, session_id)
+    if args.json:
+        _json_out({"session": session, "steps": steps})
+        return 0
+    print(f"session {session_id}: {session['started_at']} {session['leg']} leg, {session['outcome']}")
+    for s in steps:
+        targets = json.loads(s["targets"])
+        if s["kind"] == "roll":
+            target = f"{targets.get('roll_seconds_min', 0):.0f}-{targets.get('roll_seconds_max', 0):.0f} s"
+            got = f"{s['active_s']:.0f} s, {s['strokes']} strokes"
+        else:
+            target = f"{targets['reps_per_point_min']:.0f}+ reps x {targets['points']}"
+            got = f"{s['reps']} reps, {s['points']} points"
+        state = "done" if s["completed"] else ("skipped" if s["skipped"] else "not done")
+        print(f"  {s['position']:>2} {s['name']:<30} target {target:<16} got {got:<24} {state:<8} "
+              f"{_fmt(s['mean_kpa'])}/{_fmt(s['peak_kpa'])} kPa (limit {s['pressure_limit_kpa']:.0f}), "
+              f"{s['warnings']} warnings, {s['time_over_limit_s']:.1f} s over")
+    return 0
+
+
+# --- the parser ---------------------------------------------------------------------------------
+
+
+def _common(parser, *, config=True, data_dir=False, json_flag=False) -> None:
+    if config:
+        parser.add_argument("--config", metavar="FILE", help="config file (default: the built-in defaults, or $KNEEROLL_CONFIG)")
+    if data_dir:
+        parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where the session log lives (overrides the config)")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .sim.person import SCENARIOS
+
+    parser = Parser(prog=PROG, description="Sensor companion for a handled foam roller.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+
+    demo = commands.add_parser("demo", help="the daemon on emulated hardware, through a whole simulated routine")
+    demo.add_argument("--speed", type=float, default=20.0, help="times faster than life (default 20; 1 is real time)")
+    demo.add_argument("--seed", type=int, default=1, help="the simulated person and session (default 1)")
+    demo.add_argument("--scenario", choices=SCENARIOS, default="normal", help="what happens in the session")
+    demo.add_argument("--cues", action="store_true", help="print each cue as it plays")
+    demo.add_argument("--leg", choices=("left", "right", "both"), help="which leg (overrides the config)")
+    _common(demo, data_dir=True, json_flag=True)
+    demo.set_defaults(func=cmd_demo)
+
+    run = commands.add_parser("run", help="the daemon on the configured hardware (what the service runs)")
+    _common(run, data_dir=True)
+    run.add_argument("--routine", metavar="FILE", help="a routine file or built-in name (overrides the config)")
+    run.add_argument("--leg", choices=("left", "right", "both"), help="which leg (overrides the config)")
+    run.set_defaults(func=cmd_run)
+
+    simulate = commands.add_parser("simulate", help="write a simulated session as a recording folder")
+    simulate.add_argument("--out", required=True, metavar="DIR", help="the recording folder to write")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--scenario", choices=SCENARIOS, default="normal")
+    simulate.add_argument("--gzip", action="store_true", help="write .csv.gz")
+    _common(simulate, json_flag=True)
+    simulate.set_defaults(func=cmd_simulate)
+
+    replay = commands.add_parser("replay", help="run the pipeline and the routine engine over a recording")
+    replay.add_argument("path", metavar="DIR", help="a recording folder")
+    replay.add_argument("--block-seconds", type=float, default=10.0, metavar="S")
+    replay.add_argument("--routine", metavar="FILE", help="a routine file or built-in name")
+    replay.add_argument("--leg", choices=("left", "right", "both"))
+    _common(replay, json_flag=True)
+    replay.set_defaults(func=cmd_replay)
+
+    analyze = commands.add_parser("analyze", help="count strokes and reps in a recording or an IMU CSV")
+    analyze.add_argument("path", metavar="PATH", help="a recording folder or an IMU CSV (t,ax,ay,az[,gx,gy,gz])")
+    analyze.add_argument("--block-seconds", type=float, default=10.0, metavar="S",
+                         help="seconds fed to the pipeline at a time (the result does not depend on it)")
+    _common(analyze, json_flag=True)
+    analyze.set_defaults(func=cmd_analyze)
+
+    config = commands.add_parser("config", help="the configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=Parser)
+    config_commands.required = True
+    show_config = config_commands.add_parser("show", help="print the effective config")
+    _common(show_config, json_flag=True)
+    show_config.set_defaults(func=cmd_config_show)
+
+    cues = commands.add_parser("cues", help="list the cues, or play each one")
+    cues.add_argument("--preview", action="store_true", help="play every cue in turn")
+    cues.add_argument("--real-pins", action="store_true", help="on a Pi: use the real pins, not mock ones")
+    _common(cues)
+    cues.set_defaults(func=cmd_cues)
+
+    history = commands.add_parser("history", help="the logged sessions")
+    history.add_argument("--days", type=int, metavar="N", help="only the last N days")
+    _common(history, data_dir=True, json_flag=True)
+    history.set_defaults(func=cmd_history)
+
+    show = commands.add_parser("show", help="one session, step by step")
+    show.add_argument("session", metavar="SESSION", help="a session id, or last")
+    _common(show, data_dir=True, json_flag=True)
+    show.set_defaults(func=cmd_show)
+
+    calibrate = commands.add_parser("calibrate", help="calibrate the IMU or the force sensor")
+    calibrate_commands = calibrate.add_subparsers(dest="calibrate_command", metavar="SENSOR", parser_class=Parser)
+    calibrate_commands.required = True
+    _register_helpers(commands, calibrate_commands)
+    return parser
+
+
+def _register_helpers(commands, calibrate_commands) -> None:
+    from firmware_bridge import cli as bridge_cli
+
+    from .sensors import imu_cli
+
+    imu_cli.register_calibrate(calibrate_commands)
+    bridge_cli.register_calibrate(calibrate_commands)
+    imu_cli.register_doctor(commands)
+    bridge_cli.register(commands)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG)
+    try:
+        return int(args.func(args) or 0)
+    except KneerollError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"{PROG}: error: {exc.message}\n")
+        if exc.fix:
+            sys.stderr.write(f"{PROG}: fix: {exc.fix}\n")
+        return 2 if isinstance(exc, InputError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

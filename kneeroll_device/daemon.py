@@ -1,0 +1,438 @@
+"""The daemon: threads, queues, signals and systemd around the pure core.
+
+    imu-reader ----\\
+                    >-- queue --> main loop: pipeline -> engine -> actions --> cues (thread "cues")
+    force-reader --/      ^                                              \\--> store (thread "store-writer")
+                  button -+
+
+Sensor readers only read and enqueue; the main loop owns the pipeline and the
+engine, so neither needs a lock. A sensor that stops delivering is declared
+absent after ``STALE_S`` of the clock, so the pipeline carries on with the
+other one; the user hears a sensor-fault cue, and the step goes on. The
+watchdog is fed only while IMU samples are fresh (a stalled IMU needs the
+restart systemd will give), or while the force link is declared degraded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .clock import SystemClock
+from .controls import ButtonControl
+from .cues import CuePlayer, CueRecord
+from .errors import KneerollError
+from .pipeline import ContactModel, Pipeline
+from .recording import write_recording_folder
+from .routine.engine import Action, Engine, EngineSettings
+from .routine.spec import Routine
+from .samples import EventBatch, ForceBlock, ImuBlock
+from .store import SessionLog
+
+log = logging.getLogger(__name__)
+
+STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent
+POLL_S = 0.05  # how often the readers poll their device (clock seconds)
+QUEUE_BLOCKS = 400
+ACTION_CUES = {
+    "session_start": "session_start", "step_start": "step_start", "halfway": "halfway", "step_done": "step_done",
+    "session_done": "session_done", "pressure_warning": "pressure_warning", "sensor_fault": "sensor_fault",
+    "idle_reminder": "idle_reminder",
+}
+
+
+class SensorReader(threading.Thread):
+    """Polls one device's read() on the clock and queues what it returns; survives its faults."""
+
+    def __init__(self, name: str, device, out: queue.Queue, clock, stop: threading.Event, poll_s: float = POLL_S):
+        super().__init__(name=f"{name}-reader", daemon=True)
+        self.source = name
+        self.device = device
+        self.out = out
+        self.clock = clock
+        self.stop_event = stop
+        self.poll_s = poll_s
+        self.dropped = 0
+
+    def run(self) -> None:
+        backoff = self.poll_s
+        while not self.stop_event.is_set():
+            try:
+                block = self.device.read()
+                backoff = self.poll_s
+            except Exception as exc:  # a reader must never die: report and retry
+                log.warning("%s read failed: %s", self.source, exc)
+                self._put(("fault", self.source, self.clock(), str(exc)))
+                backoff = min(backoff * 2, 2.0)
+                self.clock.wait(self.stop_event, backoff)
+                continue
+            if len(block) or getattr(block, "gaps", ()) or getattr(block, "events", ()):
+                self._put((self.source, block))
+            self.clock.wait(self.stop_event, self.poll_s)
+
+    def _put(self, item) -> None:
+        try:
+            self.out.put_nowait(item)
+        except queue.Full:
+            # the main loop is far behind: keep the newest data, count what is lost
+            try:
+                self.out.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self.out.put_nowait(item)
+
+
+class Recorder:
+    """Keeps the raw samples so a session can be saved as a recording folder."""
+
+    MAX_SECONDS = 3 * 3600.0
+
+    def __init__(self):
+        self.imu: list[ImuBlock] = []
+        self.force: list[ForceBlock] = []
+        self.controls: list[tuple[float, str]] = []
+
+    def add_imu(self, block: ImuBlock) -> None:
+        if len(block):
+            self.imu.append(block)
+
+    def add_force(self, block: ForceBlock) -> None:
+        if len(block):
+            self.force.append(block)
+
+    def write(self, folder: Path, meta: dict, t_from: float) -> Path:
+        imu_t = np.concatenate([b.t for b in self.imu]) if self.imu else np.zeros(0)
+        accel = np.concatenate([b.accel for b in self.imu]) if self.imu else np.zeros((0, 3))
+        gyros = [b.gyro for b in self.imu]
+        gyro = np.concatenate(gyros) if self.imu and all(g is not None for g in gyros) else None
+        force_t = np.concatenate([b.t for b in self.force]) if self.force else None
+        force = np.concatenate([b.force for b in self.force]) if self.force else None
+        meta = dict(meta, controls=[[round(t - t_from, 4), kind] for t, kind in self.controls if t >= t_from])
+        return write_recording_folder(
+            folder, imu_t - t_from, accel, gyro,
+            None if force_t is None else force_t - t_from, force, meta, gzip=True,
+        )
+
+    def trim(self, keep_from: float) -> None:
+        self.imu = [b for b in self.imu if b.t[-1] >= keep_from]
+        self.force = [b for b in self.force if b.t[-1] >= keep_from]
+        self.controls = [c for c in self.controls if c[0] >= keep_from]
+
+
+@dataclass
+class SessionState:
+    id: int | None
+    t0: float
+    recording_from: float
+
+
+@dataclass
+class DaemonResult:
+    outcome: str | None
+    summary: dict | None
+    session_id: int | None
+    cues: list[dict] = field(default_factory=list)
+    recording: str | None = None
+
+
+class Daemon:
+    def __init__(self, config, *, imu, force, routine: Routine, data_dir: Path, clock=None, pin_factory=None,
+                 source: str = "run", notifier=None, on_action: Callable[[Action, "Daemon"], None] | None = None,
+                 on_cue: Callable[[CueRecord], None] | None = None, sessions_today: int = 0, leg: str | None = None,
+                 meta: dict | None = None, log_store: SessionLog | None = None, one_session: bool = False):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.imu, self.force = imu, force
+        self.routine = routine
+        self.data_dir = Path(data_dir)
+        self.source = source
+        self.notifier = notifier
+        self.on_action = on_action
+        self.meta = meta or {}
+        self.one_session = one_session
+        self.pipeline = Pipeline(ContactModel.from_config(config.pressure))
+        self.engine = Engine(routine, leg=leg or config.routine.leg, settings=EngineSettings.from_config(config),
+                             sessions_done_today=sessions_today)
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self.stop_event = threading.Event()
+        self.store = log_store or SessionLog(self.data_dir, on_fault=self._store_fault)
+        self.cues = CuePlayer(config.pins, config.cues, clock=self.clock, pin_factory=pin_factory, on_cue=self._cue_played)
+        self._on_cue = on_cue
+        self.button = ButtonControl(config.pins.button, clock=self.clock, pin_factory=pin_factory)
+        self.recorder = Recorder()
+        self.session: SessionState | None = None
+        self.last_result: DaemonResult | None = None
+        self._cue_log: list[dict] = []
+        self._last_seen = {"imu": self.clock(), "force": self.clock()}
+        self._absent = {"imu": False, "force": False}
+        self._store_faulted = threading.Event()
+        self._readers = [
+            SensorReader("imu", imu, self.queue, self.clock, self.stop_event),
+            SensorReader("force", force, self.queue, self.clock, self.stop_event),
+        ]
+
+    # --- running ---------------------------------------------------------------------
+
+    def run(self, until: Callable[[], bool] | None = None) -> DaemonResult | None:
+        for reader in self._readers:
+            reader.start()
+        self._notify("ready", "sensors open, waiting for a session")
+        try:
+            while not self.stop_event.is_set():
+                self._step_once()
+                if until is not None and until(self):
+                    break
+                if self.one_session and self.engine.state == "finished":
+                    break
+        finally:
+            self._shutdown()
+        return self.last_result
+
+    def stop(self) -> None:
+        """Ask the loop to end (from a signal handler or another thread)."""
+        self.stop_event.set()
+
+    def _step_once(self) -> None:
+        try:
+            item = self.queue.get(timeout=max(0.005, 0.1 / max(self.clock.speed, 1.0)) if self.clock.speed != float("inf") else 0)
+        except queue.Empty:
+            item = None
+        now = self.clock()
+        if item is not None:
+            self._handle_item(item, now)
+        for t, kind in self.button.poll():
+            self.recorder.controls.append((t, kind))
+            self._apply(self.engine.button(t, kind))
+        self._check_staleness(now)
+        if self.notifier is not None:
+            self.notifier.tick()
+
+    def _handle_item(self, item, now: float) -> None:
+        kind = item[0]
+        if kind == "imu":
+            block: ImuBlock = item[1]
+            self.recorder.add_imu(block)
+            self._seen("imu", now)
+            for gap in block.gaps:
+                self._log_event(gap.t, "gap", detail={"source": "imu", "samples_lost": gap.samples_lost, "reason": gap.reason})
+            self._process(self.pipeline.feed_imu(block))
+        elif kind == "force":
+            block: ForceBlock = item[1]
+            self.recorder.add_force(block)
+            if len(block):
+                self._seen("force", now)
+            for gap in block.gaps:
+                self._log_event(gap.t, "gap", detail={"source": "force", "samples_lost": gap.samples_lost, "reason": gap.reason})
+            for event in block.events:
+                self._log_event(event.t, "device", detail={"source": event.source, "kind": event.kind, "detail": event.detail})
+            if len(block):
+                self._process(self.pipeline.feed_force(block))
+        elif kind == "fault":
+            _, source, t, detail = item
+            self._log_event(t, "fault", detail={"source": source, "detail": detail})
+
+    def _seen(self, source: str, now: float) -> None:
+        self._last_seen[source] = now
+        if self.notifier is not None and source == "imu":
+            self.notifier.samples_arrived(now)
+        if self._absent[source]:
+            self._absent[source] = False
+            self._process(self._set_absent(source, False))
+            self._apply(self.engine.device_fault(now, source, "up"))
+            if source == "force" and self.notifier is not None:
+                self.notifier.clear_degraded()
+
+    def _check_staleness(self, now: float) -> None:
+        for source in ("imu", "force"):
+            if not self._absent[source] and now - self._last_seen[source] > STALE_S:
+                self._absent[source] = True
+                log.warning("%s: no samples for %.1f s", source, now - self._last_seen[source])
+                self._process(self._set_absent(source, True))
+                self._apply(self.engine.device_fault(now, source, "down", "no samples"))
+                if source == "force" and self.notifier is not None:
+                    self.notifier.declare_degraded("force sensor link down")
+        if self._absent["imu"] and self._absent["force"]:
+            self._apply(self.engine.tick(now))  # no frames at all: time still passes for the engine
+
+    def _set_absent(self, source: str, absent: bool) -> EventBatch:
+        return self.pipeline.set_force_absent(absent) if source == "force" else self.pipeline.set_imu_absent(absent)
+
+    # --- events and actions ----------------------------------------------------------
+
+    def _process(self, batch: EventBatch) -> None:
+        actions = self.engine.handle(batch)
+        self._log_batch(batch)
+        self._apply(actions)
+
+    def _log_batch(self, batch: EventBatch) -> None:
+        if self.session is None or self.session.id is None:
+            return
+        step = self.engine.step.position if self.engine.step else None
+        for s in batch.strokes:
+            self._log_event(s.t, "stroke", step=step, duration_s=round(s.duration, 3), force_n=_num(s.mean_force_n),
+                            value=_num(s.length_cm))
+        for r in batch.reps:
+            self._log_event(r.t, "rep", step=step, duration_s=round(r.duration, 3), force_n=round(r.peak_force_n, 2),
+                            value=round(r.rise_n, 2))
+        for m in batch.repositions:
+            self._log_event(m.t, "reposition", step=step)
+        for p in batch.pressure:
+            if p.t >= self.session.t0 - 1:
+                self.store.log_pressure(self.session.id, int(round(p.t - self.session.t0)), _num(p.mean_kpa),
+                                        _num(p.peak_kpa), _num(p.mean_force_n), _num(p.peak_force_n))
+
+    def _log_event(self, t: float, kind: str, **fields) -> None:
+        if self.session is not None and self.session.id is not None:
+            self.store.log_event(self.session.id, t - self.session.t0, kind, **fields)
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._apply_one(action)
+
+    def _apply_one(self, action: Action) -> None:
+        kind = action.kind
+        if kind == "session_start":
+            self._start_session(action)
+        if kind == "step_start" and self.engine.step is not None:
+            self.cues.set_step_colour(self.engine.step.step.rgb)
+        cue = ACTION_CUES.get(kind)
+        if kind == "session_start" and action.detail.get("today_done"):
+            cue = "session_start_extra"
+        if cue is not None:
+            self.cues.play(cue, action.step, t=action.t)
+        if kind == "pressure_warning":
+            self._log_event(action.t, "warning", step=action.step, value=action.detail.get("kpa"), detail=action.detail)
+        elif kind in ("sensor_fault", "fault_cleared"):
+            self._log_event(action.t, "fault" if kind == "sensor_fault" else "recovered", step=action.step, detail=action.detail)
+        elif kind in ("step_skipped", "pause", "resume"):
+            self._log_event(action.t, kind, step=action.step, detail=action.detail or None)
+        elif kind == "step_ended" and self.session is not None and self.session.id is not None:
+            self.store.save_step(self.session.id, action.detail, self.session.t0)
+        if kind == "step_start":
+            self._notify("status", f"step {action.step}: {action.detail.get('name')}")
+        if self.on_action is not None:
+            self.on_action(action, self)
+        if kind == "session_done":
+            self._finish_session(action)
+
+    def _start_session(self, action: Action) -> None:
+        t0 = action.t
+        session_id = self.store.start_session(leg=self.config.routine.leg, routine=self.routine.id, source=self.source,
+                                              steps_total=len(self.engine.plan), meta=self.meta)
+        self.session = SessionState(session_id, t0, recording_from=self._recording_start())
+        self._notify("status", f"session {session_id} started")
+
+    def _recording_start(self) -> float:
+        starts = [b.t[0] for b in (self.recorder.imu[:1] + self.recorder.force[:1])]
+        return min(starts) if starts else self.clock()
+
+    def _finish_session(self, action: Action) -> None:
+        session = self.session
+        summary = action.detail
+        recording = None
+        if session is not None and session.id is not None:
+            if self.config.storage.keep_recordings:
+                recording = self._save_recording(session, summary)
+            self.store.finish_session(session.id, summary, action.t - session.t0, recording)
+        self.last_result = DaemonResult(summary.get("outcome"), summary, session.id if session else None,
+                                        list(self._cue_log), recording)
+        self._notify("status", f"session {session.id if session else '?'} {summary.get('outcome')}")
+        self.session = None
+
+    def _save_recording(self, session: SessionState, summary: dict) -> str | None:
+        folder = self.data_dir / "recordings" / f"session-{session.id:05d}"
+        meta = dict(self.meta, session_id=session.id, session_t0=round(session.t0 - session.recording_from, 4),
+                    outcome=summary.get("outcome"), routine=self.routine.id, leg=self.config.routine.leg,
+                    imu_rate_hz=getattr(self.imu, "rate_hz", None), force_rate_hz=self.config.force.sample_rate_hz)
+        try:
+            path = self.recorder.write(folder, meta, session.recording_from)
+            self.recorder.trim(self.clock() - 30.0)
+            prune_recordings(self.data_dir / "recordings", self.config.storage.recordings_max_days,
+                             self.config.storage.recordings_max_mb)
+            return str(path)
+        except (OSError, KneerollError) as exc:
+            log.error("could not keep the recording of session %s: %s", session.id, exc)
+            return None
+
+    def _cue_played(self, record: CueRecord) -> None:
+        t0 = self.session.t0 if self.session else (self.engine._session_start or 0.0)
+        entry = {"t": round(record.t - t0, 2), "pattern": record.pattern, "step": record.step}
+        self._cue_log.append(entry)
+        if self.session is not None and self.session.id is not None:
+            self.store.log_event(self.session.id, record.t - self.session.t0, "cue", step=record.step,
+                                 detail={"pattern": record.pattern})
+        if self._on_cue is not None:
+            self._on_cue(record)
+
+    def _store_fault(self, detail: str) -> None:
+        if not self._store_faulted.is_set():
+            self._store_faulted.set()
+            self.cues.play("sensor_fault")
+
+    def _notify(self, what: str, text: str) -> None:
+        if self.notifier is None:
+            return
+        if what == "ready":
+            self.notifier.ready(text)
+        else:
+            self.notifier.status(text)
+
+    # --- stopping --------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self.stop_event.set()
+        self._notify("status", "stopping")
+        if self.notifier is not None:
+            self.notifier.stopping()
+        now = self.clock()
+        batch = self.pipeline.finish()
+        self._process(batch)
+        self._apply(self.engine.stop(now))
+        for reader in self._readers:
+            reader.join(timeout=2.0)
+        self.cues.wait_idle(timeout=5.0)
+        for part in (self.cues, self.button):
+            part.close()
+        self.store.close()
+        self._cue_log_final = list(self._cue_log)
+
+    @property
+    def cue_log(self) -> list[dict]:
+        return list(self._cue_log)
+
+
+def _num(x) -> float | None:
+    return None if x is None or x != x else round(float(x), 3)
+
+
+def prune_recordings(folder: Path, max_days: int, max_mb: int) -> list[Path]:
+    """Deletes the oldest recordings past the age limit, then until under the size limit."""
+    if not folder.exists():
+        return []
+    entries = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    removed = []
+    now = time.time()
+    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in entries}
+    total = sum(sizes.values())
+    for path in entries[:-1]:  # never the newest
+        too_old = now - path.stat().st_mtime > max_days * 86400
+        too_big = total > max_mb * 1024 * 1024
+        if too_old or too_big:
+            shutil.rmtree(path, ignore_errors=True)
+            total -= sizes[path]
+            removed.append(path)
+    return removed
+
+
+def session_summary_json(summary: dict) -> str:
+    return json.dumps(summary, indent=2, default=str)

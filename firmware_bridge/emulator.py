@@ -332,7 +332,7 @@ class _SerialEndpoint:
     can_unplug = False
 
     def __init__(self, url: str, baudrate: int):
-        self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=0)
+        self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=1.0)
 
     def read(self, timeout_real: float) -> bytes:
         self._port.timeout = max(0.0, timeout_real)
@@ -469,6 +469,11 @@ class PicoEmulator:
         if self._thread is None:
             self.service(self.clock())
         return self.paused.wait(timeout_s)
+
+    @property
+    def pty_path(self) -> str | None:
+        """The pty's own /dev/pts path right now (it changes at each replug); None off a pty."""
+        return getattr(self._endpoint, "device_path", None)
 
     @property
     def boot_id(self) -> int:
@@ -634,6 +639,10 @@ class PicoEmulator:
     def _device_us(self, index: int | np.ndarray) -> Any:
         return np.round((self._anchor_t - self._boot_t) * 1e6 + (np.asarray(index) - self._anchor_index) * 1e6 / self._rate)
 
+    def due_time(self, index: int | np.ndarray) -> Any:
+        """The clock time at which sample ``index`` of the present boot falls due."""
+        return self._due_time(index)
+
     def _due_time(self, index: int) -> float:
         return self._anchor_t + (index - self._anchor_index) / self._rate
 
@@ -731,6 +740,8 @@ class PicoEmulator:
 
     def _on_command(self, msg: protocol.Message, now: float) -> None:
         self.history.commands.append((now, msg.name, msg.seq))
+        if msg.type not in protocol.COMMAND_TYPES:
+            return  # a device-to-host frame coming back (a loopback): never answer it
         if msg.type == protocol.HELLO_REQUEST:
             self._send_hello(now, self._boot_cause)
         elif msg.type == protocol.PING:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Union
 
 import numpy as np
@@ -649,6 +649,7 @@ class ForceLink:
         self._down_reported = False
         if self._fault is not None:
             self._fault = None
+            self._fault_reported = False
             self._emit(DeviceEvent(now, self.source, "recovered", "the Pico speaks this protocol again"))
         detail = f"receiving on {self.url}"
         if self._info is not None:

@@ -65,6 +65,10 @@ PING = 0x11
 SET_RATE = 0x13
 REBOOT = 0x14
 
+# A device answers only commands: replying to a device-to-host frame (heard
+# through a loopback or crossed wires) could make two ends answer each other forever.
+COMMAND_TYPES = (HELLO_REQUEST, PING, SET_RATE, REBOOT)
+
 TYPE_NAMES = {
     HELLO: "HELLO",
     SAMPLES: "SAMPLES",

@@ -157,8 +157,7 @@ def cmd_run(args) -> int:
                    rate_hz=config.imu.rate_hz, chip=None if config.imu.chip == "auto" else config.imu.chip,
                    accel_range_g=config.imu.accel_range_g, gyro_range_dps=config.imu.gyro_range_dps, clock=clock,
                    calibration=data_dir, reopen=lambda: open_bus(bus_number))
-    calibration = ForceCalibration.load(data_dir, default=ForceCalibration.from_config(config.force)) \
-        if _accepts_default(ForceCalibration.load) else ForceCalibration.from_config(config.force)
+    calibration = ForceCalibration.load(data_dir, ForceCalibration.from_config(config.force))
     link = ForceLink(config.force.port, baudrate=config.force.baudrate, clock=clock).start()
     force = ForceSensor(link, calibration)
     notifier = SystemdBridge(Notifier(), Watchdog(Notifier(), clock, sources=("imu",)))
@@ -171,12 +170,6 @@ def cmd_run(args) -> int:
         for part in (force, link, imu):
             part.close()
     return 0
-
-
-def _accepts_default(function) -> bool:
-    import inspect
-
-    return "default" in inspect.signature(function).parameters
 
 
 class SystemdBridge:

@@ -98,7 +98,8 @@ def _make_buzzer(pins, cues, factory):
 class CuePlayer:
     """Plays cue patterns on an LED and a buzzer from its own thread."""
 
-    def __init__(self, pins, cues_config, *, clock=None, pin_factory=None, on_cue: Callable[[CueRecord], None] | None = None):
+    def __init__(self, pins, cues_config, *, clock=None, pin_factory=None, on_cue: Callable[[CueRecord], None] | None = None,
+                 autostart: bool = True):
         self.clock = clock or SystemClock()
         self.quiet = cues_config.quiet
         self.on_cue = on_cue
@@ -115,7 +116,13 @@ class CuePlayer:
             raise DeviceError(f"cannot set up the LED and buzzer pins: {exc}",
                               "check [pins] in the config, and that the user is in group gpio") from None
         self._thread = threading.Thread(target=self._run, name="cues", daemon=True)
-        self._thread.start()
+        if autostart:
+            self.start()
+
+    def start(self) -> None:
+        """Start playing (cues queued before this wait, in their order)."""
+        if not self._thread.is_alive():
+            self._thread.start()
 
     def set_step_colour(self, rgb: tuple[float, float, float]) -> None:
         self.colour = rgb
@@ -194,7 +201,8 @@ class CuePlayer:
         if self._stop.is_set():
             return
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
         for device in (self.buzzer, self.led):
             if device is not None:
                 device.close()

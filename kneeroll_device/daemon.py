@@ -32,6 +32,7 @@ from .controls import ButtonControl
 from .cues import CuePlayer, CueRecord
 from .errors import KneerollError
 from .pipeline import ContactModel, Pipeline
+from .pipeline.framing import forward_mask
 from .recording import write_recording_folder
 from .routine.engine import Action, Engine, EngineSettings
 from .routine.spec import Routine
@@ -101,14 +102,25 @@ class Recorder:
         self.imu: list[ImuBlock] = []
         self.force: list[ForceBlock] = []
         self.controls: list[tuple[float, str]] = []
+        self._last = {"imu": -np.inf, "force": -np.inf}
+
+    def _forward(self, source: str, t: np.ndarray) -> np.ndarray:
+        # keep exactly the samples the pipeline uses, so a replay is the live run
+        keep = forward_mask(t, self._last[source])
+        if keep.any():
+            self._last[source] = float(t[keep][-1])
+        return keep
 
     def add_imu(self, block: ImuBlock) -> None:
         if len(block):
-            self.imu.append(block)
+            keep = self._forward("imu", block.t)
+            gyro = None if block.gyro is None else block.gyro[keep]
+            self.imu.append(ImuBlock(block.t[keep], block.accel[keep], gyro))
 
     def add_force(self, block: ForceBlock) -> None:
         if len(block):
-            self.force.append(block)
+            keep = self._forward("force", block.t)
+            self.force.append(ForceBlock(block.t[keep], block.force[keep]))
 
     def write(self, folder: Path, meta: dict, t_from: float) -> Path:
         imu_t = np.concatenate([b.t for b in self.imu]) if self.imu else np.zeros(0)
@@ -124,8 +136,8 @@ class Recorder:
         )
 
     def trim(self, keep_from: float) -> None:
-        self.imu = [b for b in self.imu if b.t[-1] >= keep_from]
-        self.force = [b for b in self.force if b.t[-1] >= keep_from]
+        self.imu = [b for b in self.imu if len(b) and b.t[-1] >= keep_from]
+        self.force = [b for b in self.force if len(b) and b.t[-1] >= keep_from]
         self.controls = [c for c in self.controls if c[0] >= keep_from]
 
 
@@ -333,7 +345,7 @@ class Daemon:
         self._notify("status", f"session {session_id} started")
 
     def _recording_start(self) -> float:
-        starts = [b.t[0] for b in (self.recorder.imu[:1] + self.recorder.force[:1])]
+        starts = [b.t[0] for b in (self.recorder.imu + self.recorder.force) if len(b)][:2]
         return min(starts) if starts else self.clock()
 
     def _finish_session(self, action: Action) -> None:

@@ -55,7 +55,7 @@ def build_rig(config, session: SimulatedSession, clock, faults: str | None = Non
     def raw_counts(indices: np.ndarray) -> np.ndarray:
         # the Pico's sample i of its present boot is due at a clock time: read the
         # simulated load cell there, in the HX711's counts
-        times = emulator_box[0]._due_time(np.asarray(indices, dtype=float))
+        times = emulator_box[0].due_time(np.asarray(indices, dtype=float))
         newtons = session.force_at(times)
         return np.round(calibration.zero_offset + newtons * calibration.counts_per_newton).astype(np.int64)
 

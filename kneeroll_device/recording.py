@@ -77,6 +77,8 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
     if optional and 0 < sum(c in header for c in optional) < len(optional):
         absent = [c for c in optional if c not in header]
         raise RecordingError(f"{path} has only some of the gyro columns (no {', '.join(absent)})", "give all of gx,gy,gz or none")
+    if not body.strip():
+        raise RecordingError(f"{path} has no samples", "record at least a few seconds")
     try:
         data = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2, dtype=float)
     except ValueError as exc:

@@ -19,3 +19,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def routine():
+    from kneeroll_device.routine.spec import load_routine
+
+    return load_routine("runners-knee")
+
+
+@pytest.fixture(scope="session")
+def session1():
+    from simhelpers import simulated
+
+    return simulated(1)

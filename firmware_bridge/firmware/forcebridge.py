@@ -200,6 +200,8 @@ class Bridge:
 
     def on_command(self, msg, now):
         kind = msg.type
+        if kind not in protocol.COMMAND_TYPES:
+            return  # our own kind of frame coming back: never answer it
         if kind == protocol.HELLO_REQUEST:
             self.send_hello(now)
         elif kind == protocol.PING:

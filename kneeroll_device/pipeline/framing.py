@@ -26,6 +26,18 @@ FRAME_S = 0.1
 NAN = float("nan")
 
 
+def forward_mask(t: np.ndarray, last: float) -> np.ndarray:
+    """Which samples move time forward past ``last`` and every sample before them.
+
+    A sensor's clock mapping can step back a little (a reconnect, a re-anchored
+    timestamp); such samples are dropped, the same way whatever the block sizes.
+    """
+    if len(t) == 0:
+        return np.zeros(0, dtype=bool)
+    before = np.maximum.accumulate(np.r_[last, t[:-1]])
+    return t > before
+
+
 @dataclass
 class Frame:
     k: int
@@ -57,11 +69,10 @@ class Binner:
             return []
         t = np.asarray(t, dtype=float)
         x = np.asarray(x, dtype=float).reshape(len(t), self.width)
-        if self.latest_t is not None:
-            keep = t > self.latest_t  # a sensor may repeat a time after a reconnect: never go back
-            t, x = t[keep], x[keep]
-            if len(t) == 0:
-                return []
+        keep = forward_mask(t, -np.inf if self.latest_t is None else self.latest_t)
+        t, x = t[keep], x[keep]
+        if len(t) == 0:
+            return []
         self.latest_t = float(t[-1])
         all_t = np.concatenate([self._t, t])
         all_x = np.concatenate([self._x, x])

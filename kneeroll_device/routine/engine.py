@@ -316,7 +316,8 @@ class Engine:
         if self._over_since is None:
             self._over_since = t
         over_for = t - self._over_since + FRAME_S
-        if over_for < self.settings.warn_after_s or t - self._last_warning < self.settings.warn_repeat_s:
+        eps = 1e-6  # frame times are sums of tenths: compare them with a little slack
+        if over_for + eps < self.settings.warn_after_s or t - self._last_warning + eps < self.settings.warn_repeat_s:
             return []
         self._last_warning = t
         progress.warnings += 1

@@ -75,13 +75,29 @@ class Harness:
             self.emu.service(self.clock())
         return self.drain()
 
-    def drain(self) -> list[p.Message]:
+    def replies(self, count: int, heard: int = 0, steps: int = 100) -> list[p.Message]:
+        """Serve until ``count`` replies came back and ``heard`` commands arrived (a pty hands bytes over
+        a moment after they were written)."""
+        out: list[p.Message] = []
+        for _ in range(steps):
+            self.clock.advance(0.001)
+            self.emu.service(self.clock(), input_timeout_real=0.02)
+            out += self.drain()
+            replies = [m for m in out if m.type not in (p.SAMPLES, p.STATUS)]
+            if len(replies) >= count and len(self.emu.history.commands) >= heard:
+                break
+        return out
+
+    def drain(self, quiet_s: float = 0.02) -> list[p.Message]:
+        """Everything written so far: read until the pty has been quiet for ``quiet_s``."""
+        import select
+
         out = []
         while True:
             try:
+                if not select.select([self.fd], [], [], quiet_s)[0]:
+                    return out
                 data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return out
             except OSError:  # unplugged
                 return out
             if not data:
@@ -111,6 +127,19 @@ def harness_factory():
     yield make
     for harness in made:
         harness.close()
+
+
+def read_frames(fd: int, enough, timeout_s: float = 5.0) -> list[p.Message]:
+    """Read a pty until ``enough(messages)``: a pty hands bytes over a moment after they were written."""
+    import select
+    import time
+
+    decoder, out = p.FrameDecoder(), []
+    deadline = time.monotonic() + timeout_s
+    while not enough(out) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            out += decoder.feed(os.read(fd, 4096))
+    return out
 
 
 def of_type(messages, msg_type):
@@ -151,13 +180,13 @@ def test_commands_are_answered_with_their_sequence(harness_factory):
     h.send(p.SET_RATE, 43, {"rate_hz": 0})
     h.send(p.STATUS, 44, {"uptime_us": 0, "hx711_timeouts": 0, "saturations": 0, "pio_overflows": 0,
                           "tx_dropped": 0, "rx_bad_frames": 0})
-    messages = h.step(0.01)
+    messages = h.replies(4, heard=5)
     pong = of_type(messages, p.PONG)[0]
     assert (pong["cmd_seq"], pong["nonce"]) == (40, 1234)
     assert of_type(messages, p.HELLO)
     acks, naks = of_type(messages, p.ACK), of_type(messages, p.NAK)
     assert [(a["cmd_seq"], a["cmd_type"]) for a in acks] == [(42, p.SET_RATE)]
-    assert [(n["cmd_seq"], n["reason"]) for n in naks] == [(43, p.NAK_UNSUPPORTED), (44, p.NAK_UNKNOWN_TYPE)]
+    assert [(n["cmd_seq"], n["reason"]) for n in naks] == [(43, p.NAK_UNSUPPORTED)]  # STATUS 44: not a command
     assert h.emu.rate_hz == 10
     assert [c[1] for c in h.emu.history.commands] == ["PING", "HELLO_REQUEST", "SET_RATE", "SET_RATE", "STATUS"]
 
@@ -166,7 +195,7 @@ def test_set_rate_keeps_numbering_and_device_time_continuous(harness_factory):
     h = harness_factory(rate_hz=80, batch=4)
     h.step(0.5)
     h.send(p.SET_RATE, 1, {"rate_hz": 10})
-    messages = h.step(2.0)
+    messages = h.replies(1) + h.step(2.0)
     batches = of_type(messages, p.SAMPLES)
     seq, _ = samples_in(messages)
     assert list(seq) == list(range(seq[0], seq[0] + len(seq)))  # nothing skipped
@@ -179,7 +208,7 @@ def test_reboot_acks_then_boots_again(harness_factory):
     first_boot = h.emu.boot_id
     h.step(0.3)
     h.send(p.REBOOT, 9)
-    messages = h.step(0.3)
+    messages = h.replies(2) + h.step(0.3)
     assert [a["cmd_seq"] for a in of_type(messages, p.ACK)] == [9]
     hello = of_type(messages, p.HELLO)[-1]
     assert hello["reset_cause"] == p.RESET_SOFT and hello["boot_id"] != first_boot
@@ -222,7 +251,7 @@ def test_unplug_removes_the_port_and_replug_boots_behind_the_same_path(harness_f
     h.fd = h._open()  # the host reopens the same path
     h.decoder = p.FrameDecoder()
     h.send(p.HELLO_REQUEST, 1)
-    messages = h.step(0.2)
+    messages = h.replies(1)
     hello = of_type(messages, p.HELLO)[0]
     assert hello["reset_cause"] == p.RESET_POWER_ON
     assert [kind for _, kind in h.emu.history.timeline] == ["boot", "unplug", "replug", "boot"]
@@ -235,13 +264,11 @@ def _stream_with_faults(seed: int) -> bytes:
         for _ in range(60):
             h.clock.advance(0.05)
             h.emu.service(h.clock())
+        import select
+
         chunks = []
-        while True:
-            try:
-                data = os.read(h.fd, 65536)
-            except BlockingIOError:
-                break
-            chunks.append(data)
+        while select.select([h.fd], [], [], 0.05)[0]:
+            chunks.append(os.read(h.fd, 65536))
         return b"".join(chunks), dict(h.emu.history.faults)
     finally:
         h.close()
@@ -264,7 +291,7 @@ def test_signal_values_are_clipped_to_the_rails_and_counted():
         emu.boot_now()
         clock.advance(0.05)
         emu.service(clock())
-        messages = p.FrameDecoder().feed(os.read(fd, 4096))
+        messages = read_frames(fd, lambda out: of_type(out, p.SAMPLES))
         raw = of_type(messages, p.SAMPLES)[0]["raw"]
         assert raw == [p.RAW_MAX, p.RAW_MIN, p.RAW_MAX, p.RAW_MIN]
         os.close(fd)
@@ -297,3 +324,102 @@ def test_close_twice_and_the_pty_path_is_gone():
     emu.close()
     emu.close()
     assert not os.path.lexists(path)
+
+
+# --- `kneeroll bridge emulate` and `bridge listen` -----------------------------------------------
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import signal as signals  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from firmware_bridge.cli import register  # noqa: E402
+
+RUN_BRIDGE_CLI = (
+    "import argparse, sys\n"
+    "from firmware_bridge.cli import register\n"
+    "parser = argparse.ArgumentParser(prog='kneeroll')\n"
+    "register(parser.add_subparsers())\n"
+    "args = parser.parse_args(sys.argv[1:])\n"
+    "sys.exit(args.func(args))\n"
+)
+
+
+def _bridge_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kneeroll")
+    register(parser.add_subparsers())
+    return parser.parse_args(list(argv))
+
+
+def test_emulate_prints_the_pty_first_and_listen_hears_it(capsys):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_BRIDGE_CLI, "bridge", "emulate", "--signal", "ramp", "--seed", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        path = proc.stdout.readline().strip()
+        assert path and os.path.exists(path)
+        args = _bridge_args("bridge", "listen", path, "--seconds", "0.6", "--json")
+        assert args.func(args) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert set(doc) == {"counters", "samples"}
+        assert {"received", "lost", "crc_errors", "resyncs", "reconnects"} <= set(doc["counters"])
+        seq = [s for s, _, _ in doc["samples"]]
+        assert len(seq) >= 16 and doc["counters"]["lost"] == 0
+        assert all(raw == s % 2**23 for s, _, raw in doc["samples"])
+        assert seq == sorted(seq)
+
+        args = _bridge_args("bridge", "listen", path, "--seconds", "0.3")
+        assert args.func(args) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split()[0] for line in lines] == ["received", "lost", "crc_errors", "resyncs", "reconnects"]
+    finally:
+        proc.send_signal(signals.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert not os.path.lexists(path)
+
+
+def test_emulate_with_a_bad_spec_exits_2_naming_the_part(capsys):
+    args = _bridge_args("bridge", "emulate", "--faults", "bitflip=0.1,wobble@3")
+    assert args.func(args) == 2
+    assert "wobble@3" in capsys.readouterr().err
+
+
+def test_listen_to_a_missing_port_exits_1_with_the_fix(capsys, tmp_path):
+    args = _bridge_args("bridge", "listen", str(tmp_path / "ttyGONE"), "--seconds", "0.1")
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert "ttyGONE" in err and "dialout" in err
+
+
+def test_serves_an_open_file_descriptor_and_a_loopback_url_without_answering_itself():
+    import pty as ptys
+
+    master, slave = ptys.openpty()
+    clock = ManualClock()
+    emu = PicoEmulator(master, clock=clock, batch=2)
+    try:
+        import tty
+
+        tty.setraw(slave)
+        os.set_blocking(slave, False)
+        emu.boot_now()
+        clock.advance(0.02)
+        emu.service(clock())
+        kinds = [m.name for m in read_frames(slave, lambda out: of_type(out, p.SAMPLES))]
+        assert kinds[0] == "HELLO" and "SAMPLES" in kinds
+    finally:
+        emu.close()
+        os.close(master)  # a descriptor given to the emulator stays the caller's
+        os.close(slave)
+
+    loop = PicoEmulator("loop://", clock=clock, batch=2)
+    try:
+        loop.boot_now()
+        for _ in range(5):
+            clock.advance(0.05)
+            loop.service(clock())
+        assert loop.history.frames.get("NAK", 0) == 0 and loop.history.commands  # heard itself, said nothing
+    finally:
+        loop.close()

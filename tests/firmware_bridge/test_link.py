@@ -295,8 +295,7 @@ def test_the_sample_buffer_is_bounded_and_overflow_is_counted():
 
 
 def test_a_bug_in_the_reader_is_loud():
-    factory = ScriptedFactory([[ValueError("boom")]])  # not a port error: a bug
-    factory.scripts[0] = [ValueError("boom")]
+    factory = ScriptedFactory([ValueError("boom")])  # not a port error: a bug
     link = make_link(factory).start()
     try:
         assert link.wait_until(lambda: link._crash is not None, 20.0)
@@ -346,7 +345,7 @@ def test_commands_round_trip_through_the_emulator(pty_pico):
     assert link.set_rate(5000, 5.0) is False
     first_boot = emu.boot_id
     assert link.reboot(5.0) is True
-    got = collect(link, lambda seq, ev: any(getattr(e, "kind", "") == "reset" for e in ev))
+    collect(link, lambda seq, ev: any(getattr(e, "kind", "") == "reset" for e in ev))
     assert emu.boot_id != first_boot and link.counters()["resets"] == 1
     assert link.wait_until(lambda: link.device_info.reset_cause == "reboot command", 20.0)
 
@@ -407,3 +406,58 @@ def test_over_a_pty_with_faults_nothing_is_invented_losses_are_exact_and_it_reco
     assert kinds.count("reset") == 3 and "down" in kinds
     assert kinds[-1] != "down" and link.is_up
     assert len(delivered[-1]) > 100  # the last boot streamed on after all of it
+
+
+# --- property: decoder + accounting over arbitrarily damaged streams -----------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+damage = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, 10_000), st.integers(0, 7)),
+    st.tuples(st.just("delete"), st.integers(0, 10_000), st.integers(1, 60)),
+    st.tuples(st.just("insert"), st.integers(0, 10_000), st.binary(min_size=1, max_size=60)),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, p.MAX_BATCH), min_size=1, max_size=15),
+    skips=st.lists(st.integers(0, 20), min_size=15, max_size=15),
+    edits=st.lists(damage, max_size=10),
+    chunk=st.integers(1, 200),
+)
+def test_accounting_over_damaged_streams_delivers_only_sent_samples_and_counts_the_rest(sizes, skips, edits, chunk):
+    stream, first = bytearray(), 0
+    sent = {}
+    for index, size in enumerate(sizes):
+        first += skips[index]  # samples the device numbered but never sent
+        msg = samples(first, n=size)
+        stream += p.encode_frame(p.SAMPLES, index, msg.fields)
+        sent.update({first + k: v for k, v in enumerate(msg["raw"])})
+        first += size
+    for kind, where, what in edits:
+        if not stream:
+            break
+        at = where % len(stream)
+        if kind == "flip":
+            stream[at] ^= 1 << what
+        elif kind == "delete":
+            del stream[at : at + what]
+        else:
+            stream[at:at] = what
+    decoder, tracker = p.FrameDecoder(), StreamTracker()
+    delivered = []
+    for at in range(0, len(stream), chunk):
+        for msg in decoder.feed(bytes(stream[at : at + chunk])):
+            if msg.type == p.SAMPLES:
+                got, _ = tracker.on_samples(msg, float(at), after_corruption=False)
+                if got is not None:
+                    delivered += list(zip(got.seq.tolist(), got.raw.tolist()))
+    for seq, raw in delivered:
+        assert sent.get(seq) == raw  # never a sample that was not sent, never a wrong value
+    seqs = [s for s, _ in delivered]
+    assert seqs == sorted(set(seqs))  # never twice, never out of order
+    if seqs:
+        assert tracker.lost == seqs[-1] - seqs[0] + 1 - len(seqs)
+    assert tracker.received == len(seqs)

@@ -1,0 +1,55 @@
+"""The config: defaults, overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from kneeroll_device.config import load_config
+from kneeroll_device.errors import ConfigError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_documented_and_valid():
+    config = load_config()
+    assert config.imu.rate_hz == 100 and config.imu.accel_range_g == 4 and config.imu.gyro_range_dps == 500
+    assert config.force.port == "/dev/serial0"
+    assert config.pins.used_pins() == {"led_red": 17, "buzzer": 18, "button": 23, "led_green": 27, "led_blue": 22}
+
+
+def test_a_file_overrides_only_what_it_names(tmp_path):
+    config = load_config(write(tmp_path, "[imu]\nrate_hz = 200\naddress = 0x69\n[storage]\ndata_dir = '/tmp/k'\n"))
+    assert config.imu.rate_hz == 200 and config.imu.address == 0x69
+    assert config.imu.bus == 1
+    assert str(config.storage.data_dir) == "/tmp/k"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[imu]\nrate_hz = 500\n", ["imu.rate_hz", "500", "from 50 to 400"]),
+    ("[imu]\nrat_hz = 100\n", ["unknown config key imu.rat_hz", "rate_hz"]),
+    ("[pins]\nbuzzer = 17\n", ["pins.led_red", "pins.buzzer", "GPIO17"]),
+    ("[pins]\nbutton = 2\n", ["pins.button", "I2C SDA"]),
+    ("[cues]\nquiet = 'yes'\n", ["cues.quiet", "true or false"]),
+    ("[imu]\nchip = 'bmi160'\n", ["imu.chip", "mpu6050"]),
+    ("[screen]\nsize = 3\n", ["unknown config section [screen]"]),
+    ("[imu\n", ["not valid TOML"]),
+])
+def test_bad_keys_and_values_are_named(tmp_path, text, words):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_a_missing_config_file_is_an_input_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_replace_validates_like_a_file():
+    with pytest.raises(ConfigError, match="routine.leg"):
+        load_config().replace(routine={"leg": "middle"})

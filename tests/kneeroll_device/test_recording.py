@@ -1,0 +1,68 @@
+"""Recording folders and lone IMU CSVs: round trips and clear errors."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from kneeroll_device.errors import RecordingError
+from kneeroll_device.recording import read_recording, write_recording_folder
+
+
+def test_a_recording_round_trips_plain_and_gzipped(tmp_path):
+    t = np.arange(0, 2, 0.01)
+    accel = np.column_stack([np.sin(t), np.cos(t), np.ones_like(t)])
+    gyro = np.zeros((len(t), 3))
+    ft = np.arange(0, 2, 1 / 80)
+    for gz in (False, True):
+        folder = write_recording_folder(tmp_path / f"r{gz}", t, accel, gyro, ft, ft * 10, {"truth": {"x": 1}}, gzip=gz)
+        rec = read_recording(folder)
+        np.testing.assert_allclose(rec.accel, accel, atol=1e-6)
+        np.testing.assert_allclose(rec.force, ft * 10, atol=1e-3)
+        assert rec.truth == {"x": 1}
+
+
+def test_a_lone_imu_csv_without_gyro(tmp_path):
+    path = tmp_path / "phone.csv"
+    path.write_text("t,ax,ay,az\n0.0,0,0,1\n0.01,0,0.1,1\n")
+    rec = read_recording(path)
+    assert rec.gyro is None and rec.force_t is None and len(rec.imu_t) == 2
+
+
+@pytest.mark.parametrize("body, words", [
+    ("t,ax,ay\n0,0,0\n", ["no column az"]),
+    ("t,ax,ay,az\n0,0,0,1\n0.01,0,zero,1\n", ["malformed line"]),
+    ("t,ax,ay,az\n0,0,0,1\n0,0,0,1\n", ["line 3", "time does not increase"]),
+    ("t,ax,ay,az,gx\n0,0,0,1,0\n", ["some of the gyro columns"]),
+    ("t,ax,ay,az\n", ["no samples"]),
+    ("t,ax,ay,az\n0,0,nan,1\n", ["not a finite number"]),
+])
+def test_malformed_csvs_say_what_is_wrong(tmp_path, body, words):
+    path = tmp_path / "imu.csv"
+    path.write_text(body)
+    with pytest.raises(RecordingError) as caught:
+        read_recording(path)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_a_folder_without_imu_data_or_with_broken_meta(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordingError, match="no imu.csv"):
+        read_recording(tmp_path / "empty")
+    folder = tmp_path / "meta"
+    folder.mkdir()
+    (folder / "imu.csv").write_text("t,ax,ay,az\n0,0,0,1\n")
+    (folder / "meta.json").write_text("{not json")
+    with pytest.raises(RecordingError, match="meta.json"):
+        read_recording(folder)
+
+
+def test_a_corrupt_gzip_is_a_recording_error(tmp_path):
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    (folder / "imu.csv.gz").write_bytes(gzip.compress(b"t,ax,ay,az\n0,0,0,1\n")[:-8])
+    with pytest.raises(RecordingError, match="cannot be read"):
+        read_recording(folder)

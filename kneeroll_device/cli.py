@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import math
-import signal
 import sys
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def _routine(config):
 
 
 def cmd_demo(args) -> int:
-    from .demo import describe_action, describe_cue, run_demo
+    from .demo import DEMO_ONLY_SCENARIOS, describe_action, describe_cue, run_demo
     from .replay import step_json
     from .sim.world import simulate_session
 
@@ -72,7 +71,8 @@ def cmd_demo(args) -> int:
         raise InputError(f"--speed must be positive, got {args.speed}", "e.g. --speed 1 for real time")
     config = _load(args)
     routine = _routine(config)
-    session = simulate_session(routine, seed=args.seed, scenario=args.scenario)
+    person_scenario = "normal" if args.scenario in DEMO_ONLY_SCENARIOS else args.scenario
+    session = simulate_session(routine, seed=args.seed, scenario=person_scenario)
     live = not args.json
 
     def on_action(action, daemon):
@@ -88,7 +88,7 @@ def cmd_demo(args) -> int:
         print(f"kneeroll demo: seed {args.seed}, scenario {args.scenario}, {session.duration:.0f} s of routine "
               f"at {args.speed:g}x, log in {config.storage.data_dir}", flush=True)
     result, daemon = run_demo(config, routine, session, data_dir=config.storage.data_dir, speed=args.speed,
-                              on_action=on_action, on_cue=on_cue)
+                              on_action=on_action, on_cue=on_cue, scenario=args.scenario, fault_at=args.fault_at)
     summary = result.summary if result else daemon.engine.session_summary()
     truth = {s["index"]: s for s in session.truth()["steps"]}
     steps = [step_json(s, truth.get(s["index"])) for s in summary["steps"]]
@@ -140,9 +140,9 @@ def _print_step_table(steps: list[dict]) -> None:
 
 
 def cmd_run(args) -> int:
-    from .daemon import Daemon
-    from .sdnotify import Notifier, Watchdog
     from .clock import SystemClock
+    from .daemon import Daemon, systemd_bridge
+    from .demo import stop_on_signals
     from .sensors.imu import open_bus, open_imu
     from .sensors.force import ForceCalibration, ForceSensor
     from firmware_bridge.link import ForceLink
@@ -160,44 +160,15 @@ def cmd_run(args) -> int:
     calibration = ForceCalibration.load(data_dir, ForceCalibration.from_config(config.force))
     link = ForceLink(config.force.port, baudrate=config.force.baudrate, clock=clock).start()
     force = ForceSensor(link, calibration)
-    notifier = SystemdBridge(Notifier(), Watchdog(Notifier(), clock, sources=("imu",)))
-    daemon = Daemon(config, imu=imu, force=force, routine=routine, data_dir=data_dir, clock=clock, notifier=notifier)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: daemon.stop())
+    daemon = Daemon(config, imu=imu, force=force, routine=routine, data_dir=data_dir, clock=clock,
+                    notifier=systemd_bridge(clock))
+    stop_on_signals(daemon)
     try:
         daemon.run()
     finally:
         for part in (force, link, imu):
             part.close()
     return 0
-
-
-class SystemdBridge:
-    """What the daemon tells systemd: readiness, status, and the watchdog fed by IMU samples."""
-
-    def __init__(self, notifier, watchdog):
-        self.notifier, self.watchdog = notifier, watchdog
-
-    def ready(self, text: str) -> None:
-        self.notifier.ready(text)
-
-    def status(self, text: str) -> None:
-        self.notifier.status(text)
-
-    def stopping(self) -> None:
-        self.notifier.stopping()
-
-    def samples_arrived(self, t: float) -> None:
-        self.watchdog.samples_arrived(t, source="imu")
-
-    def declare_degraded(self, reason: str) -> None:
-        self.notifier.status(f"degraded: {reason}")
-
-    def clear_degraded(self) -> None:
-        self.notifier.status("all sensors delivering")
-
-    def tick(self) -> None:
-        self.watchdog.tick()
 
 
 # --- recordings ----------------------------------------------------------------------------
@@ -308,6 +279,7 @@ def _common(parser, *, config=True, data_dir=False, json_flag=False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .demo import DEMO_ONLY_SCENARIOS
     from .sim.person import SCENARIOS
 
     parser = Parser(prog=PROG, description="Sensor companion for a handled foam roller.")
@@ -318,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the daemon on emulated hardware, through a whole simulated routine")
     demo.add_argument("--speed", type=float, default=20.0, help="times faster than life (default 20; 1 is real time)")
     demo.add_argument("--seed", type=int, default=1, help="the simulated person and session (default 1)")
-    demo.add_argument("--scenario", choices=SCENARIOS, default="normal", help="what happens in the session")
+    demo.add_argument("--scenario", choices=SCENARIOS + DEMO_ONLY_SCENARIOS, default="normal",
+                      help="what happens in the session")
+    demo.add_argument("--fault-at", type=float, metavar="S",
+                      help="when the sensor-fault or imu-fault scenario's fault starts (default: mid-routine)")
     demo.add_argument("--cues", action="store_true", help="print each cue as it plays")
     demo.add_argument("--leg", choices=("left", "right", "both"), help="which leg (overrides the config)")
     _common(demo, data_dir=True, json_flag=True)
@@ -396,9 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     except KneerollError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"{PROG}: error: {exc.message}\n")
-        if exc.fix:
-            sys.stderr.write(f"{PROG}: fix: {exc.fix}\n")
+        sys.stderr.write(f"{PROG}: error: {exc}\n")  # the message, and the fix in brackets
         return 2 if isinstance(exc, InputError) else 1
     except KeyboardInterrupt:
         return 130

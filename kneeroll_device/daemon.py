@@ -423,6 +423,49 @@ class Daemon:
         return list(self._cue_log)
 
 
+class SystemdBridge:
+    """What the daemon tells systemd: readiness, status, and the watchdog fed by IMU samples.
+
+    The watchdog is fed only while IMU samples are fresh: a stalled IMU is what a
+    restart can cure. A force link that is down is a degraded state the daemon
+    declares in its status and guides through.
+    """
+
+    def __init__(self, notifier, watchdog):
+        self.notifier, self.watchdog = notifier, watchdog
+
+    def ready(self, text: str) -> None:
+        self.notifier.ready(text)
+
+    def status(self, text: str) -> None:
+        self.notifier.status(text)
+
+    def stopping(self) -> None:
+        self.notifier.stopping()
+
+    def samples_arrived(self, t: float) -> None:
+        self.watchdog.samples_arrived(t, source="imu")
+
+    def declare_degraded(self, reason: str) -> None:
+        self.notifier.status(f"degraded: {reason}")
+
+    def clear_degraded(self) -> None:
+        self.notifier.status("all sensors delivering")
+
+    def tick(self) -> None:
+        self.watchdog.tick()
+
+
+def systemd_bridge(clock) -> SystemdBridge | None:
+    """The bridge when systemd (or a test) gave us a NOTIFY_SOCKET, else None."""
+    from .sdnotify import Notifier, Watchdog
+
+    notifier = Notifier()
+    if not notifier.enabled:
+        return None
+    return SystemdBridge(notifier, Watchdog(notifier, clock, sources=("imu",)))
+
+
 def _num(x) -> float | None:
     return None if x is None or x != x else round(float(x), 3)
 

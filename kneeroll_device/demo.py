@@ -10,6 +10,7 @@ than life, so the whole routine takes seconds.
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,16 @@ import numpy as np
 
 from .clock import ScaledClock
 from .cues import CueRecord, mock_pin_factory
-from .daemon import Daemon, DaemonResult
+from .daemon import Daemon, DaemonResult, systemd_bridge
 from .routine.engine import Action
 from .routine.spec import Routine
 from .sim.world import SimulatedSession
 
 IMU_ADDRESS = 0x68
 SCENARIO_FAULTS = {"sensor-fault": "unplug@{t}+3"}
+# beyond the person's scenarios: the IMU drops off the bus for a while (the watchdog must notice)
+DEMO_ONLY_SCENARIOS = ("imu-fault",)
+IMU_FAULT_S = 5.0
 PRESS_S, HOLD_S = 0.15, 1.4  # how long the simulated thumb keeps the button down
 
 
@@ -37,7 +41,8 @@ class DemoRig:
     closers: list
 
 
-def build_rig(config, session: SimulatedSession, clock, faults: str | None = None) -> DemoRig:
+def build_rig(config, session: SimulatedSession, clock, faults: str | None = None,
+              imu_gone: tuple[float, float] | None = None) -> DemoRig:
     from firmware_bridge.emulator import PicoEmulator
     from firmware_bridge.link import ForceLink
 
@@ -47,6 +52,8 @@ def build_rig(config, session: SimulatedSession, clock, faults: str | None = Non
 
     bus = FakeSMBus(config.imu.bus, clock=clock)
     bus.attach(IMU_ADDRESS, Mpu6050Emulator(session.imu_at, clock=clock, world_t0=0.0, clock_error_pct=1.5))
+    if imu_gone is not None:
+        bus.disappear(IMU_ADDRESS, *imu_gone)
     imu = open_imu(bus, address=IMU_ADDRESS, rate_hz=config.imu.rate_hz, accel_range_g=config.imu.accel_range_g,
                    gyro_range_dps=config.imu.gyro_range_dps, clock=clock)
     calibration = ForceCalibration.from_config(config.force)
@@ -93,21 +100,25 @@ class ThumbOnTheButton(threading.Thread):
 
 
 def run_demo(config, routine: Routine, session: SimulatedSession, *, data_dir: Path, speed: float,
-             on_action=None, on_cue=None) -> tuple[DaemonResult | None, Daemon]:
+             on_action=None, on_cue=None, scenario: str | None = None,
+             fault_at: float | None = None) -> tuple[DaemonResult | None, Daemon]:
     clock = ScaledClock(speed)
+    scenario = scenario or session.scenario
+    middle = fault_at if fault_at is not None else session.script.steps[len(session.script.steps) // 2].start + 2.0
     faults = None
-    if session.scenario in SCENARIO_FAULTS:
+    if scenario in SCENARIO_FAULTS:
         # the force link drops in the middle of the routine, for a few seconds
-        middle = session.script.steps[len(session.script.steps) // 2].start + 2.0
-        faults = SCENARIO_FAULTS[session.scenario].format(t=round(middle, 1))
-    rig = build_rig(config, session, clock, faults)
+        faults = SCENARIO_FAULTS[scenario].format(t=round(middle, 1))
+    imu_gone = (middle, middle + IMU_FAULT_S) if scenario == "imu-fault" else None
+    rig = build_rig(config, session, clock, faults, imu_gone)
     factory = mock_pin_factory()
-    meta = {"demo": {"seed": session.seed, "scenario": session.scenario, "speed": speed}, "truth": session.truth()}
+    meta = {"demo": {"seed": session.seed, "scenario": scenario, "speed": speed}, "truth": session.truth()}
     daemon = Daemon(config, imu=rig.imu, force=rig.force, routine=routine, data_dir=data_dir, clock=clock,
                     pin_factory=factory, source="demo", on_action=on_action, on_cue=on_cue, meta=meta,
-                    one_session=True)
+                    one_session=True, notifier=systemd_bridge(clock))
     thumb = ThumbOnTheButton(factory.pin(config.pins.button), session.script.controls, clock, daemon.stop_event)
     thumb.start()
+    stop_on_signals(daemon)
     end_of_world = session.duration + 2.0
     try:
         result = daemon.run(until=lambda d: clock() > end_of_world)
@@ -120,6 +131,14 @@ def run_demo(config, routine: Routine, session: SimulatedSession, *, data_dir: P
             except Exception:  # closing emulators must not hide the demo's result
                 pass
     return result, daemon
+
+
+def stop_on_signals(daemon: Daemon) -> None:
+    """SIGINT and SIGTERM end the daemon cleanly: the session is logged as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: daemon.stop())
 
 
 def describe_action(action: Action, daemon: Daemon) -> str | None:

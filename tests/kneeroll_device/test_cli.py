@@ -1,0 +1,116 @@
+"""The kneeroll command end to end: the demo on emulated hardware, replay, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from kneeroll_device.cli import main
+
+SEED = 1
+
+
+def kneeroll(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kneeroll_device.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("demo")
+    done = kneeroll("demo", "--json", "--seed", str(SEED), "--speed", "25", "--data-dir", str(data_dir))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), data_dir
+
+
+def test_the_demo_completes_every_step_within_one_of_the_truth(demo):
+    document, _ = demo
+    assert document["completed"] is True
+    assert len(document["steps"]) == 8
+    for step in document["steps"]:
+        assert step["completed"], step
+        assert abs(step["strokes"] - step["truth"]["strokes"]) <= 1, step
+        assert abs(step["reps"] - step["truth"]["reps"]) <= 1, step
+        assert step["kind"] in ("roll", "release")
+    assert {"t", "pattern", "step"} <= set(document["cues"][0])
+    patterns = [c["pattern"] for c in document["cues"]]
+    assert patterns[0] == "session_start" and patterns[-1] == "session_done"
+    assert patterns.count("step_done") == 8
+
+
+def test_the_demo_session_is_in_the_log(demo):
+    document, data_dir = demo
+    db = sqlite3.connect(data_dir / "kneeroll.db")
+    outcome, steps_done = db.execute("SELECT outcome, steps_done FROM sessions WHERE id=?",
+                                     (document["session_id"],)).fetchone()
+    assert (outcome, steps_done) == ("completed", 8)
+    strokes = db.execute("SELECT COUNT(*) FROM events WHERE kind='stroke' AND session_id=?",
+                         (document["session_id"],)).fetchone()[0]
+    assert strokes >= sum(s["strokes"] for s in document["steps"])
+
+
+def counts(document) -> list[tuple[int, int]]:
+    return [(s["strokes"], s["reps"]) for s in document["steps"]]
+
+
+def test_simulate_then_replay_gives_the_demos_counts(demo, tmp_path):
+    document, data_dir = demo
+    assert kneeroll("simulate", "--out", str(tmp_path / "rec"), "--seed", str(SEED)).returncode == 0
+    replayed = kneeroll("replay", str(tmp_path / "rec"), "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert counts(json.loads(replayed.stdout)) == counts(document)
+    kept = kneeroll("replay", document["recording"], "--json")  # the daemon's own recording
+    assert counts(json.loads(kept.stdout)) == counts(document)
+
+
+def test_analyze_counts_a_recording_the_same_whatever_the_block_size(tmp_path):
+    assert kneeroll("simulate", "--out", str(tmp_path / "rec"), "--seed", "3").returncode == 0
+    outputs = [kneeroll("analyze", str(tmp_path / "rec"), "--json", "--block-seconds", s).stdout for s in ("0.01", "10")]
+    assert outputs[0] == outputs[1]
+    result = json.loads(outputs[0])
+    assert result["strokes"] > 40 and result["reps"] > 30 and result["pressure"]["peak_kpa"] > 0
+    assert {seg["kind"] for seg in result["segments"]} >= {"roll", "hold", "rest"}
+
+
+def one_line_error(capsys, *args: str, code: int) -> str:
+    assert main(list(args)) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_an_unknown_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["demo", "--bogus"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--bogus" in err
+
+
+def test_a_bad_config_value_is_one_line_naming_the_key(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[imu]\nrate_hz = 500\n")
+    err = one_line_error(capsys, "config", "show", "--config", str(bad), code=2)
+    assert "imu.rate_hz" in err and "50 to 400" in err
+
+
+def test_a_malformed_recording_is_one_line(tmp_path, capsys):
+    (tmp_path / "imu.csv").write_text("t,ax,ay,az\n0,0,0,1\n0.01,0,x,1\n")
+    err = one_line_error(capsys, "analyze", str(tmp_path), code=2)
+    assert "malformed" in err
+
+
+def test_a_missing_column_is_one_line(tmp_path, capsys):
+    (tmp_path / "imu.csv").write_text("t,ax,az\n0,0,1\n")
+    err = one_line_error(capsys, "replay", str(tmp_path), code=2)
+    assert "no column ay" in err
+
+
+def test_config_show_prints_the_effective_config_as_json(capsys):
+    assert main(["config", "show", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["imu"]["rate_hz"] == 100 and document["pins"]["button"] == 23

@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fault-at", type=float, metavar="S",
                       help="when the sensor-fault or imu-fault scenario's fault starts (default: mid-routine)")
     demo.add_argument("--cues", action="store_true", help="print each cue as it plays")
-    demo.add_argument("--leg", choices=("left", "right", "both"), help="which leg (overrides the config)")
+    demo.add_argument("--leg", choices=("left", "right"), help="which leg (overrides the config)")
+    demo.add_argument("--routine", metavar="FILE", help="a routine file or built-in name (overrides the config)")
     _common(demo, data_dir=True, json_flag=True)
     demo.set_defaults(func=cmd_demo)
 

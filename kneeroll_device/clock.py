@@ -41,10 +41,10 @@ class ScaledClock(SystemClock):
         if speed <= 0:
             raise ValueError(f"clock speed must be positive, got {speed}")
         self.speed = float(speed)
-        self._origin = time.monotonic()
+        self.origin = time.monotonic()  # the clock's zero, in time.monotonic() terms
 
     def __call__(self) -> float:
-        return (time.monotonic() - self._origin) * self.speed
+        return (time.monotonic() - self.origin) * self.speed
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:

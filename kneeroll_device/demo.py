@@ -101,7 +101,7 @@ class ThumbOnTheButton(threading.Thread):
 
 def run_demo(config, routine: Routine, session: SimulatedSession, *, data_dir: Path, speed: float,
              on_action=None, on_cue=None, scenario: str | None = None,
-             fault_at: float | None = None) -> tuple[DaemonResult | None, Daemon]:
+             fault_at: float | None = None, pin_factory=None) -> tuple[DaemonResult | None, Daemon]:
     clock = ScaledClock(speed)
     scenario = scenario or session.scenario
     middle = fault_at if fault_at is not None else session.script.steps[len(session.script.steps) // 2].start + 2.0
@@ -111,7 +111,7 @@ def run_demo(config, routine: Routine, session: SimulatedSession, *, data_dir: P
         faults = SCENARIO_FAULTS[scenario].format(t=round(middle, 1))
     imu_gone = (middle, middle + IMU_FAULT_S) if scenario == "imu-fault" else None
     rig = build_rig(config, session, clock, faults, imu_gone)
-    factory = mock_pin_factory()
+    factory = pin_factory or mock_pin_factory()
     meta = {"demo": {"seed": session.seed, "scenario": scenario, "speed": speed}, "truth": session.truth()}
     daemon = Daemon(config, imu=rig.imu, force=rig.force, routine=routine, data_dir=data_dir, clock=clock,
                     pin_factory=factory, source="demo", on_action=on_action, on_cue=on_cue, meta=meta,

@@ -176,6 +176,8 @@ class Daemon:
         self.engine = Engine(routine, leg=leg or config.routine.leg, settings=EngineSettings.from_config(config),
                              sessions_done_today=sessions_today)
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
+        # with nothing to do, look at the button and the clocks every 0.1 s of the clock
+        self._idle_wait_s = min(0.1, 0.1 / self.clock.speed) if self.clock.speed > 0 else 0.1
         self.stop_event = threading.Event()
         self.store = log_store or SessionLog(self.data_dir, on_fault=self._store_fault)
         self.cues = CuePlayer(config.pins, config.cues, clock=self.clock, pin_factory=pin_factory, on_cue=self._cue_played)
@@ -216,7 +218,7 @@ class Daemon:
 
     def _step_once(self) -> None:
         try:
-            item = self.queue.get(timeout=max(0.005, 0.1 / max(self.clock.speed, 1.0)) if self.clock.speed != float("inf") else 0)
+            item = self.queue.get(timeout=self._idle_wait_s)
         except queue.Empty:
             item = None
         now = self.clock()
@@ -416,7 +418,6 @@ class Daemon:
         for part in (self.cues, self.button):
             part.close()
         self.store.close()
-        self._cue_log_final = list(self._cue_log)
 
     @property
     def cue_log(self) -> list[dict]:

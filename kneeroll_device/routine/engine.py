@@ -149,7 +149,6 @@ class Engine:
         self._idle_reminded = False
         self._paused_from: str | None = None
         self._session_start: float | None = None
-        self._last_t = 0.0
         self._last_rest: tuple[float, float] | None = None  # (start, end) of the latest rest
         self._finished_at: float | None = None
 
@@ -180,7 +179,6 @@ class Engine:
 
     def button(self, t: float, kind: str) -> list[Action]:
         """kind: "press" (start, pause, resume) or "hold" (skip the step)."""
-        self._last_t = max(self._last_t, t)
         if kind == "press":
             if not self.in_session:
                 return self.start(t, "button")
@@ -207,7 +205,6 @@ class Engine:
         return actions
 
     def _on_event(self, event) -> list[Action]:
-        self._last_t = max(self._last_t, _event_time(event))
         if isinstance(event, MotionStateEvent):
             return self._on_state(event)
         if isinstance(event, StrokeEvent):
@@ -220,7 +217,6 @@ class Engine:
 
     def tick(self, t: float) -> list[Action]:
         """Time passes: holds that start a step, idle pauses and abandonment."""
-        self._last_t = max(self._last_t, t)
         actions: list[Action] = []
         if self.state in ("awaiting", "done_waiting") and self._hold_since is not None:
             if t - self._hold_since >= self.settings.hold_to_start_s and self._next_step_kind() == "release":

@@ -45,6 +45,19 @@ class Habits:
     curvature_rad_per_m: float  # how much the frame tilts per metre of travel
     thigh_slope_deg: float
     tendon_force_n: float
+    # Optional quirks, used by the hard cases (sim/hard_cases.py). The defaults are what
+    # every drawn person does, so a seed gives the same session with or without them.
+    dwell_range_s: tuple[float, float] = (0.3, 0.9)  # length of a hesitation
+    mid_pause_range_s: tuple[float, float] = (2.0, 4.0)
+    twist_every_roll: bool = False  # twist on every roll step, not only the lower thigh
+    twist_free_period_s: float = 0.0  # > 0: twisting at its own rhythm, not in step with the strokes
+    rep_top_s: float = 0.0  # holding the straightened leg at the top of each rep
+    partial_rep_p: float = 0.0  # chance a rep is only partly done (it still counts)
+    partial_rep_scale: tuple[float, float] = (0.4, 0.7)  # a partial rep's share of a full one
+    twitch_p: float = 0.0  # chance of a small twitch between reps (it does not count)
+    points_per_release: int = 0  # trigger points per release step; 0 keeps the routine's number
+    reposition_style: str = "lift"  # "lift": ease off and slide; "adjust": keep some pressure, search, overshoot
+    fidget_rests: bool = False  # shift, grab the handles and jiggle the leg in the pauses between steps
 
     @classmethod
     def draw(cls, rng: np.random.Generator, scenario: str = "normal") -> "Habits":
@@ -118,8 +131,10 @@ class Script:
 class ScriptWriter:
     """Appends the person's actions, sample by sample, keeping the state continuous."""
 
-    def __init__(self, rng: np.random.Generator, habits: Habits):
+    def __init__(self, rng: np.random.Generator, habits: Habits, extra_rng: np.random.Generator | None = None):
         self.rng = rng
+        # the optional quirks draw from their own generator, so the person's other choices stay as they were
+        self.extra = extra_rng if extra_rng is not None else np.random.default_rng(0)
         self.h = habits
         self.chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("s", "place", "twist", "tilt", "force")}
         self.n = 0
@@ -193,16 +208,33 @@ class ScriptWriter:
         self._append(self.s + length_m * path, self.place, twist_rad * np.sin(phase), 0.0, f)
         return self.t
 
-    def rep(self, rise_n: float, seconds: float) -> float:
-        """Tighten, straighten, relax against the held roller. Returns the time of the force peak."""
+    def rep(self, rise_n: float, seconds: float, tilt_deg: float = 1.0, top_s: float = 0.0) -> float:
+        """Tighten, straighten, relax against the held roller. Returns the time of the force peak.
+
+        With ``top_s`` the straightened leg is held at the top for that long, and the time
+        returned is the end of that hold, when the leg starts to relax.
+        """
         n = self._samples(seconds)
         x = np.arange(n) / n
         # rises over 40 %, holds briefly near the top, falls over the rest
         shape = np.where(x < 0.4, 0.5 - 0.5 * np.cos(np.pi * x / 0.4), 0.5 + 0.5 * np.cos(np.pi * (x - 0.4) / 0.6))
         peak = self.t + 0.4 * seconds
-        tilt = np.deg2rad(1.0) * shape  # the thigh lifts a touch as the quadriceps contract
+        if top_s > 0:
+            k = int(np.searchsorted(x, 0.4))
+            shape = np.concatenate([shape[:k], np.ones(self._samples(top_s)), shape[k:]])
+            n = len(shape)
+            peak += top_s
+        tilt = np.deg2rad(tilt_deg) * shape  # the thigh lifts a touch as the quadriceps contract
         self._append(np.full(n, self.s), self.place, 0.0, tilt, self.force + rise_n * shape)
         return peak
+
+    def jiggle(self, seconds: float, amplitude_deg: float, hz: float) -> None:
+        """The leg bounces on the ball of the foot: the thigh (and the roller on it) rocks quickly."""
+        n = self._samples(seconds)
+        k = np.arange(n)
+        envelope = np.minimum(1.0, np.minimum(k, n - 1 - k) / (0.3 * FS))
+        tilt = np.deg2rad(amplitude_deg) * np.sin(2 * np.pi * hz * k / FS) * envelope
+        self._append(np.full(n, self.s), self.place, 0.0, tilt, np.full(n, self.force))
 
     def build(self) -> tuple[np.ndarray, ...]:
         return tuple(np.concatenate(self.chunks[k]) for k in ("s", "place", "twist", "tilt", "force"))
@@ -233,7 +265,7 @@ def write_script(routine: Routine, seed: int = 1, scenario: str = "normal", habi
         raise ValueError(f"unknown scenario {scenario!r}: use one of {', '.join(SCENARIOS)}")
     rng = np.random.default_rng(seed)
     habits = habits or Habits.draw(rng, scenario)
-    w = ScriptWriter(rng, habits)
+    w = ScriptWriter(rng, habits, extra_rng=np.random.default_rng([seed, 13]))
     controls: list[tuple[float, str]] = []
     truths: list[StepTruth] = []
     outcome = "completed"
@@ -267,10 +299,51 @@ def write_script(routine: Routine, seed: int = 1, scenario: str = "normal", habi
             w.move(w.s + 0.1, 1.5, force=0.0)
             w.hold(idle_after_s, force=0.0)
             break
-        w.hold(habits.pause_s * rng.uniform(0.7, 1.3), force=0.0)
+        pause = habits.pause_s * rng.uniform(0.7, 1.3)
+        if habits.fidget_rests:
+            _fidget(w, pause)
+        else:
+            w.hold(pause, force=0.0)
     w.hold(3.0, force=0.0)
     s, place, twist, tilt, force = w.build()
+    if habits.twist_free_period_s > 0:
+        twist = twist + _free_twist(s, truths, habits, w.extra)
     return Script(s, place, twist, tilt, force, truths, controls, outcome)
+
+
+def _fidget(w: ScriptWriter, seconds: float) -> None:
+    """A rest between steps that is not still: the hands off the squeeze, the leg restless."""
+    x = w.extra
+    end = w.t + seconds
+    w.hold(min(0.5, seconds), force=0.0)
+    while end - w.t > 1.5:
+        kind = x.choice(["shift", "grab", "jiggle"])
+        if kind == "shift":  # the leg shifts on the chair; the loosely held roller rides along
+            w.move(w.s + x.uniform(-0.02, 0.02), x.uniform(0.4, 0.9), place_to=w.place + np.deg2rad(x.uniform(-8, 8)))
+        elif kind == "grab":  # takes hold of the handles without pressing in, lets go again
+            w.hold(x.uniform(0.6, 1.5), force=x.uniform(6.0, 18.0))
+            w.hold(0.5, force=0.0)
+        else:
+            w.jiggle(min(x.uniform(1.5, 4.0), end - w.t), x.uniform(0.3, 1.2), x.uniform(3.0, 5.0))
+        w.hold(min(x.uniform(0.3, 1.5), max(end - w.t, 0.05)), force=0.0)
+    if end - w.t > 0:
+        w.hold(end - w.t, force=0.0)
+
+
+def _free_twist(s_m: np.ndarray, truths: list[StepTruth], h: Habits, x: np.random.Generator) -> np.ndarray:
+    """Twisting back and forth at the person's own rhythm while the roller travels (roll steps)."""
+    twist = np.zeros(len(s_m))
+    speed = np.abs(np.gradient(s_m)) * FS
+    window = np.ones(int(0.6 * FS)) / int(0.6 * FS)
+    for truth in truths:
+        if truth.kind != "roll" or truth.skipped:
+            continue
+        i0, i1 = int(truth.start * FS), min(int(truth.end * FS), len(s_m))
+        moving = np.convolve((speed[i0:i1] > 0.01).astype(float), window, mode="same")
+        k = np.arange(i1 - i0)
+        period = h.twist_free_period_s * x.uniform(0.85, 1.15)
+        twist[i0:i1] = np.deg2rad(h.twist_deg) * np.sin(2 * np.pi * k / (period * FS) + x.uniform(0, 2 * np.pi)) * moving
+    return twist
 
 
 def _roll(w: ScriptWriter, step: Step, truth: StepTruth, h: Habits, gentle: bool, seconds: float | None = None) -> None:
@@ -284,18 +357,21 @@ def _roll(w: ScriptWriter, step: Step, truth: StepTruth, h: Habits, gentle: bool
     active_start = w.t
     paused = 0.0
     mid_pause_at = seconds * rng.uniform(0.35, 0.65) if rng.random() < h.mid_pause_p else None
-    twist = np.deg2rad(h.twist_deg) if step.id == "lower-thigh-roll" else np.deg2rad(rng.uniform(0, 3))
+    if (step.id == "lower-thigh-roll" or h.twist_every_roll) and h.twist_free_period_s <= 0:
+        twist = np.deg2rad(h.twist_deg)
+    else:
+        twist = np.deg2rad(rng.uniform(0, 3))
     length_scale = 0.5 if gentle else 1.0
     while w.t - active_start - paused < seconds:
         if mid_pause_at is not None and w.t - active_start - paused >= mid_pause_at:
-            pause = rng.uniform(2.0, 4.0)
+            pause = rng.uniform(*h.mid_pause_range_s)
             w.hold(pause)
             paused += pause
             mid_pause_at = None
         period = 60.0 / h.cadence_spm * (1.0 + rng.normal(0, h.cadence_jitter))
         period = float(np.clip(period, 60.0 / 65.0, 60.0 / 9.0))
         length = h.stroke_cm / 100.0 * length_scale * float(np.clip(1.0 + rng.normal(0, h.stroke_jitter), 0.5, 1.6))
-        dwell = rng.uniform(0.3, 0.9) if rng.random() < h.hesitation_p else 0.0
+        dwell = rng.uniform(*h.dwell_range_s) if rng.random() < h.hesitation_p else 0.0
         end = w.stroke(length, period, twist, force * rng.uniform(0.9, 1.1), dwell, dwell_mid=rng.random() < 0.5)
         truth.stroke_ends.append(end)
     truth.strokes = len(truth.stroke_ends)
@@ -311,8 +387,12 @@ def _release(w: ScriptWriter, step: Step, truth: StepTruth, h: Habits, scenario:
     hold = h.tendon_force_n if gentle else h.hold_force_n
     rise = h.rep_rise_n * (0.6 if gentle else 1.0)  # the quadriceps' push does not depend on the squeeze
     lo, hi = step.reps_per_point.min, step.reps_per_point.max
-    for point in range(step.points):
-        if point > 0:
+    points = h.points_per_release if h.points_per_release > 0 and not gentle else step.points
+    x = w.extra
+    for point in range(points):
+        if point > 0 and h.reposition_style == "adjust":
+            _adjust_to_next_point(w, hold)
+        elif point > 0:
             # ease off, slide a few centimetres to the next tender spot, press again
             w.hold(0.5, force=hold * 0.3)
             w.move(w.s + rng.uniform(0.03, 0.08) * rng.choice([-1, 1]), rng.uniform(0.8, 1.4))
@@ -320,7 +400,33 @@ def _release(w: ScriptWriter, step: Step, truth: StepTruth, h: Habits, scenario:
         reps = int(rng.integers(int(lo) + 1, int(hi) + 1))
         for _ in range(reps):
             seconds = h.rep_seconds * rng.uniform(0.8, 1.25)
-            truth.rep_peaks.append(w.rep(rise * rng.uniform(0.75, 1.25), seconds))
-            w.hold(h.rep_gap_s * rng.uniform(0.7, 1.4))
+            size = rise * rng.uniform(0.75, 1.25)
+            tilt = 1.0
+            if h.partial_rep_p > 0 and x.random() < h.partial_rep_p:
+                share = x.uniform(*h.partial_rep_scale)  # the leg only half straightens: still a rep
+                size, tilt, seconds = size * share, tilt * share, seconds * (0.6 + 0.4 * share)
+            truth.rep_peaks.append(w.rep(size, seconds, tilt_deg=tilt, top_s=h.rep_top_s * x.uniform(0.8, 1.2) if h.rep_top_s > 0 else 0.0))
+            gap = h.rep_gap_s * rng.uniform(0.7, 1.4)
+            if h.twitch_p > 0 and x.random() < h.twitch_p and gap > 0.8:
+                # a small involuntary twitch of the muscle: the leg does not move, not a rep
+                w.hold(gap * 0.3)
+                w.rep(x.uniform(1.0, 3.0), x.uniform(0.25, 0.5), tilt_deg=0.0)
+                w.hold(max(gap * 0.7 - 0.5, 0.1))
+            else:
+                w.hold(gap)
     truth.reps = len(truth.rep_peaks)
-    truth.points = step.points
+    truth.points = points
+
+
+def _adjust_to_next_point(w: ScriptWriter, hold: float) -> None:
+    """Moving on without letting go: keep some squeeze, slide, maybe overshoot and come back."""
+    x = w.extra
+    w.hold(0.5, force=hold * x.uniform(0.5, 0.8))
+    direction = x.choice([-1.0, 1.0])
+    distance = x.uniform(0.04, 0.12) * direction
+    if x.random() < 0.5:
+        over = x.uniform(0.015, 0.035) * direction
+        w.move(w.s + distance + over, x.uniform(0.8, 1.4))
+        w.move(w.s - over, x.uniform(0.5, 0.9))
+    else:
+        w.move(w.s + distance, x.uniform(0.8, 1.4))

@@ -129,7 +129,7 @@ class Pipeline:
         if frame.accel is not None:
             motion.update(frame.accel, frame.gyro)
         force = self.zero.apply(frame.force, motion.still_frames)
-        rep = self.reps.update(t, force, rolling=t - self.strokes.last_stroke_t < ROLLING_HOLD_S)
+        rep = self.reps.update(t, force, rolling=self.strokes.rolling_now(t))
         if rep is not None:
             batch.reps.append(rep)
             self.strokes.note_rep(self.reps.started_t)
@@ -140,7 +140,8 @@ class Pipeline:
                 batch.strokes.append(stroke)
             moved = self.strokes.take_expired()
             if moved is not None:
-                self.reps.reset(force)
+                # the roller slid somewhere on its own: a new trigger point (the rep
+                # counter sees the squeeze ease and return, and follows it by itself)
                 batch.repositions.append(RepositionEvent(t=moved.end, distance_cm=math.nan))
         rolling = t - self.strokes.last_stroke_t < ROLLING_HOLD_S
         state = self.states.update(t, rolling, motion.still, force, motion.flipped)

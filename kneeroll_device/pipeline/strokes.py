@@ -28,7 +28,7 @@ G = 9.80665
 
 
 class HalfStroke:
-    __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "lin_sq", "frames", "blocked")
+    __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "lin_sq", "frames", "blocked", "turned_deg")
 
     def __init__(self, sign: int, start: float):
         self.sign = sign
@@ -40,6 +40,7 @@ class HalfStroke:
         self.lin_sq = 0.0
         self.frames = 0
         self.blocked = False  # made during a rep or without grip: not rolling
+        self.turned_deg = 0.0  # how far the pod turned meanwhile (gyro only)
 
 
 class StrokeCounter:
@@ -53,6 +54,12 @@ class StrokeCounter:
     ACCEL_SCALE = 100.0  # m/s of integrated acceleration to the gyro's deg/s scale
     ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
     OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
+    POWER_STEPS = 3
+    TURN_DEG = 70.0  # a half-stroke turning the pod further than this is a turn, not rolling
+                     # (a stroke tilts the frame by 30 degrees at most; a flip turns it 180)
+    AXIS_TAU_S = 2.0  # memory of the principal axis
+    ROLLING_GRACE_S = 0.8  # after a stroke, still rolling for this long
+    BOUT_GAP_S = 3.0  # a half-stroke this soon after a stroke continues the bout
 
     def __init__(self):
         self._hp_mean = [0.0, 0.0, 0.0]
@@ -61,7 +68,7 @@ class StrokeCounter:
         self._env = 0.0
         self._velocity = [0.0, 0.0, 0.0]  # accel-only path
         self._a_hp = ema_alpha(3.0)
-        self._a_cov = ema_alpha(3.0)
+        self._a_cov = ema_alpha(self.AXIS_TAU_S)
         self._leak = math.exp(-FRAME_S / 1.5)
         self._env_decay = math.exp(-FRAME_S / 6.0)
         self._current: HalfStroke | None = None
@@ -102,13 +109,17 @@ class StrokeCounter:
         c[4] += b * (cx * cz - c[4])
         c[5] += b * (cy * cz - c[5])
         e = self._axis
-        # one power-iteration step a frame: the axis follows slow changes and keeps its sign
-        nx = c[0] * e[0] + c[3] * e[1] + c[4] * e[2]
-        ny = c[3] * e[0] + c[1] * e[1] + c[5] * e[2]
-        nz = c[4] * e[0] + c[5] * e[1] + c[2] * e[2]
-        norm = math.sqrt(nx * nx + ny * ny + nz * nz)
-        if norm > 1e-9:
-            self._axis = e = [nx / norm, ny / norm, nz / norm]
+        # a few power-iteration steps a frame: the axis follows the motion within a
+        # stroke or two after the roller was turned, and keeps its sign meanwhile
+        for _ in range(self.POWER_STEPS):
+            nx = c[0] * e[0] + c[3] * e[1] + c[4] * e[2]
+            ny = c[3] * e[0] + c[1] * e[1] + c[5] * e[2]
+            nz = c[4] * e[0] + c[5] * e[1] + c[2] * e[2]
+            norm = math.sqrt(nx * nx + ny * ny + nz * nz)
+            if norm <= 1e-9:
+                break
+            e = [nx / norm, ny / norm, nz / norm]
+        self._axis = e
         return hx * e[0] + hy * e[1] + hz * e[2]
 
     # --- half-strokes and strokes ------------------------------------------------------
@@ -121,7 +132,8 @@ class StrokeCounter:
             self._pending = None
 
     def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
-        u = self._project(self._signal(rate, linear))
+        x = self._signal(rate, linear)
+        u = self._project(x)
         self.u = u
         self._env *= self._env_decay
         h = max(self.H_MIN, self.H_RATIO * self._env)
@@ -137,6 +149,8 @@ class StrokeCounter:
             return self._finish_half(cur)
         cur.peak = max(cur.peak, abs(u))
         cur.frames += 1
+        if rate is not None:
+            cur.turned_deg += math.sqrt(rate[0] ** 2 + rate[1] ** 2 + rate[2] ** 2) * FRAME_S
         cur.lin_sq += linear[0] ** 2 + linear[1] ** 2 + linear[2] ** 2
         if force == force:  # not NaN
             cur.force_sum += force
@@ -149,6 +163,10 @@ class StrokeCounter:
             self._pending = None
         return None
 
+    def _forget_axis(self) -> None:
+        self._hp_mean = [0.0, 0.0, 0.0]
+        self._cov = [0.0] * 6
+
     def _learn_amplitude(self, peak: float) -> None:
         capped = min(peak, self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR))
         self._env += 0.5 * (capped - self._env)
@@ -156,6 +174,13 @@ class StrokeCounter:
     def _finish_half(self, half: HalfStroke) -> StrokeEvent | None:
         if half.end - half.start < self.MIN_HALF_S:
             return None  # a flick, not a movement
+        if half.turned_deg > self.TURN_DEG:
+            # the roller was turned over or carried round the thigh: not rolling, and
+            # what the mean and the axis learnt from it must not linger
+            self._forget_axis()
+            self._pending = None
+            self.expired = half
+            return None
         self._learn_amplitude(half.peak)
         if half.blocked:
             self._pending = None
@@ -201,6 +226,19 @@ class StrokeCounter:
         amplitude = math.sqrt(2.0 * lin_sq / frames) * G
         omega = 2.0 * math.pi / duration
         return round(100.0 * 2.0 * amplitude / omega**2, 1)
+
+    def rolling_now(self, t: float) -> bool:
+        """Rolling at this moment: a stroke just ended, or a bout of strokes goes on.
+
+        A lone half-stroke is not rolling yet: it may be a slide to the next spot or
+        the thigh lifting with a rep.
+        """
+        since = t - self.last_stroke_t
+        if since < self.ROLLING_GRACE_S:
+            return True
+        moving = self._current is not None or (
+            self._pending is not None and t - self._pending.end < self.ROLLING_GRACE_S)
+        return moving and since < self.BOUT_GAP_S
 
     def take_expired(self) -> HalfStroke | None:
         half, self.expired = self.expired, None

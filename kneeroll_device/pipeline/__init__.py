@@ -132,7 +132,9 @@ class Pipeline:
         rep = self.reps.update(t, force, rolling=self.strokes.rolling_now(t))
         if rep is not None:
             batch.reps.append(rep)
-            self.strokes.note_rep(self.reps.started_t)
+        if rep is not None or self.reps.pressing:
+            # the thigh lifts a little as a rep presses into the roller: not rolling
+            self.strokes.note_rep(self.reps.started_t if rep is not None else self.reps.rise_started_t, t)
         if frame.accel is not None and motion.gravity is not None:
             rate = motion.rate(frame.gyro) if frame.gyro is not None else None
             stroke = self.strokes.update(t, rate, motion.linear(frame.accel), force)

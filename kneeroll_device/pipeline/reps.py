@@ -23,7 +23,7 @@ from .motion import ema_alpha
 class RepCounter:
     ON_N = 5.0  # rise above the level that starts a rep ...
     ON_RATIO = 0.06  # ... or this share of the level, if larger
-    MIN_RISE_N = 6.0
+    MIN_RISE_N = 8.0
     MIN_RISE_RATIO = 0.10  # of the holding level: rolling sways the force by less
     REPORT_DROP = 0.35  # reported once the force fell this share of the rise from its peak
     STEADY_N = 2.0  # frame-to-frame change that counts as a plateau
@@ -47,13 +47,27 @@ class RepCounter:
         self._plateau_level: float | None = None
         self._previous: float | None = None
         self._steady = 0
+        self._settled = False
         self.started_t = 0.0  # when the newest reported rep began
         self.count = 0
+
+    @property
+    def rise_started_t(self) -> float:
+        return self._start_t
+
+    @property
+    def pressing(self) -> bool:
+        """A rise big enough to be a rep is under way (rolling sways the force by less)."""
+        if not self.active or self._reported:
+            return False
+        rise = self._peak - self._base
+        return rise >= max(self.MIN_RISE_N, self.MIN_RISE_RATIO * self._base)
 
     def reset(self, force: float) -> None:
         """The roller moved to a new spot: start again from the present force."""
         self.active = False
         self._reported = False
+        self._settled = False
         self.level = force
 
     def update(self, t: float, force: float, rolling: bool) -> RepEvent | None:
@@ -68,7 +82,9 @@ class RepCounter:
             return None
         if not self.active:
             self._follow_level(force, steady)
-            if rising and force - self.level > max(self.ON_N, self.ON_RATIO * self.level):
+            # a rep rises from a held squeeze: not from taking hold of the handles
+            self._settled = self._settled or self._steady >= self.SETTLE_FRAMES
+            if self._settled and rising and force - self.level > max(self.ON_N, self.ON_RATIO * self.level):
                 self._begin(t, force, self.level)
             return None
         return self._during(t, force, rising)

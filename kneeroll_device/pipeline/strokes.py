@@ -55,6 +55,7 @@ class StrokeCounter:
     ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
     OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
     POWER_STEPS = 3
+    REP_TILT_MAX = 3 * H_MIN  # deg/s: a rep lifts the thigh a degree or two, slowly
     TURN_DEG = 70.0  # a half-stroke turning the pod further than this is a turn, not rolling
                      # (a stroke tilts the frame by 30 degrees at most; a flip turns it 180)
     AXIS_TAU_S = 2.0  # memory of the principal axis
@@ -124,11 +125,18 @@ class StrokeCounter:
 
     # --- half-strokes and strokes ------------------------------------------------------
 
-    def note_rep(self, started: float) -> None:
-        """A rep was counted: the small motion that came with it is not rolling."""
-        if self._current is not None:
-            self._current.blocked = True
-        if self._pending is not None and self._pending.end >= started - 0.3:
+    def note_rep(self, started: float, t: float) -> None:
+        """A rep presses into the roller: the small tilt that comes with it is not rolling.
+
+        Only small half-strokes are taken for a rep's tilt, and not in the middle of
+        a bout of strokes: rolling sways the squeeze too, and must win then.
+        """
+        if self.rolling_now(t):
+            return
+        cur, pending = self._current, self._pending
+        if cur is not None and cur.peak < self.REP_TILT_MAX:
+            cur.blocked = True
+        if pending is not None and pending.end >= started - 0.3 and pending.peak < self.REP_TILT_MAX:
             self._pending = None
 
     def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:

@@ -134,9 +134,10 @@ class StrokeCounter:
         if self.rolling_now(t):
             return
         cur, pending = self._current, self._pending
-        if cur is not None and cur.peak < self.REP_TILT_MAX:
+        # a slide to the next spot comes before the squeeze returns: it is kept
+        if cur is not None and cur.peak < self.REP_TILT_MAX and cur.start >= started - 0.3:
             cur.blocked = True
-        if pending is not None and pending.end >= started - 0.3 and pending.peak < self.REP_TILT_MAX:
+        if pending is not None and pending.start >= started - 0.3 and pending.peak < self.REP_TILT_MAX:
             self._pending = None
 
     def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
@@ -244,6 +245,8 @@ class StrokeCounter:
         since = t - self.last_stroke_t
         if since < self.ROLLING_GRACE_S:
             return True
+        if self._current is not None and self._current.peak >= self.REP_TILT_MAX:
+            return True  # moving more than a rep's tilt: a rep cannot be told from the sway
         moving = self._current is not None or (
             self._pending is not None and t - self._pending.end < self.ROLLING_GRACE_S)
         return moving and since < self.BOUT_GAP_S

@@ -421,13 +421,18 @@ class Engine:
 
     @staticmethod
     def _release_fraction(progress: StepProgress) -> float:
+        """How much of a release step is done: the minimum of reps on every point.
+
+        A slide to the next point can go unnoticed (a gentle move), so reps count
+        towards the step as a whole: the step is done once the reps of all its points
+        are there and the present point has its minimum.
+        """
         step = progress.step
         need = step.reps_per_point.min
-        done = progress.points_done * need + min(progress.reps_at_point, need)
-        # a missed reposition must not trap the user: reps past the maximum at one
-        # point count towards the next one
-        extra = max(0, progress.reps_at_point - step.reps_per_point.max)
-        return min(1.0, (done + extra) / (need * step.points)) if need else 1.0
+        total_needed = need * step.points
+        if progress.reps >= total_needed and progress.reps_at_point >= need:
+            return 1.0
+        return min(progress.reps, total_needed - 1) / total_needed
 
     def _end_step(self, t: float) -> list[Action]:
         progress = self.step

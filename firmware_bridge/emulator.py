@@ -370,6 +370,7 @@ class PicoEmulator:
         status_interval_s: float = STATUS_INTERVAL_S,
         baudrate: int = 115200,
         thread_name: str = "pico-emulator",
+        sample_grid_origin: float | None = None,
         _endpoint: Any = None,
     ):
         if not 1 <= batch <= protocol.MAX_BATCH:
@@ -395,6 +396,9 @@ class PicoEmulator:
         self.gain = gain
         self.status_interval_s = status_interval_s
         self.thread_name = thread_name
+        # with an origin, samples fall due on the grid origin + i / rate of the clock
+        # (the demo lines them up with the simulated world's own sampling)
+        self.sample_grid_origin = sample_grid_origin
         self.history = EmulatorHistory()
 
         self._rng = np.random.default_rng(seed)
@@ -623,7 +627,7 @@ class PicoEmulator:
         self._boot_cause = cause
         self._boot_t = now
         self._rate = self.default_rate_hz
-        self._anchor_t = now
+        self._anchor_t = self._first_due(now)
         self._anchor_index = 0
         self._next_index = 0
         self._pending = []
@@ -635,6 +639,12 @@ class PicoEmulator:
         self._endpoint.write(b"\x00")  # a lone delimiter ends whatever the host had half-read
         self._send_hello(now, cause)
         self._next_status = now + self.status_interval_s
+
+    def _first_due(self, now: float) -> float:
+        origin = self.sample_grid_origin
+        if origin is None:
+            return now
+        return origin + math.ceil((now - origin) * self._rate - 1e-9) / self._rate
 
     def _device_us(self, index: int | np.ndarray) -> Any:
         return np.round((self._anchor_t - self._boot_t) * 1e6 + (np.asarray(index) - self._anchor_index) * 1e6 / self._rate)

@@ -175,13 +175,16 @@ def cmd_run(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from .demo import emulated_quantiser
     from .sim.world import simulate_session, write_recording
 
     config = _load(args)
     routine = _routine(config)
     session = simulate_session(routine, seed=args.seed, scenario=args.scenario)
+    # the values as the emulated devices would deliver them, so a replay matches the demo
     out = write_recording(session, Path(args.out), imu_rate_hz=config.imu.rate_hz,
-                          force_rate_hz=config.force.sample_rate_hz, gzip=args.gzip)
+                          force_rate_hz=config.force.sample_rate_hz, gzip=args.gzip,
+                          quantise=emulated_quantiser(config))
     if args.json:
         _json_out({"out": str(out), "duration_s": round(session.duration, 2), "truth": session.truth()})
     else:

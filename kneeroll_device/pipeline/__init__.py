@@ -155,7 +155,7 @@ class Pipeline:
         return force, kpa
 
     def _add_pressure(self, frame: Frame, force: float, kpa: float, batch: EventBatch) -> None:
-        second = int(frame.k * FRAME_S + 1e-9)
+        second = math.floor(frame.t)  # the whole second in which the frame ends
         if self._second is not None and second != self._second:
             batch.pressure.append(self._close_second())
         if self._second is None or second != self._second:

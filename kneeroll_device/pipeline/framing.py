@@ -1,7 +1,7 @@
 """Framing: raw samples of both sensors onto one 10 Hz grid of frames.
 
 Every later stage works on frames of FRAME_S seconds: frame k holds the mean
-IMU sample and the mean and peak force over [k*FRAME_S, (k+1)*FRAME_S). A
+IMU sample and the mean and peak force over [k, k+1) * FRAME_S + FRAME_PHASE_S. A
 frame is only formed once a sample past its end has arrived, and its sums are
 computed from exactly the same samples whatever the sizes of the blocks that
 brought them, which is what makes the whole pipeline block-size invariant.
@@ -23,6 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 FRAME_S = 0.1
+# Frame edges sit 45 ms past each tenth of a second: half-way between the samples of
+# a 100 Hz stream and 5 ms or more from those of an 80 Hz one, when they start on a
+# whole second, so a little timestamp jitter never moves a sample to another frame.
+FRAME_PHASE_S = 0.045
+
+
+def frame_index(t):
+    """The frame a time belongs to (works on floats and arrays)."""
+    return np.floor((np.asarray(t) - FRAME_PHASE_S) / FRAME_S).astype(np.int64)
 NAN = float("nan")
 
 
@@ -50,7 +59,7 @@ class Frame:
     @property
     def t(self) -> float:
         """The frame's time stamp: its end, when everything in it is known."""
-        return (self.k + 1) * FRAME_S
+        return (self.k + 1) * FRAME_S + FRAME_PHASE_S
 
 
 class Binner:
@@ -76,7 +85,7 @@ class Binner:
         self.latest_t = float(t[-1])
         all_t = np.concatenate([self._t, t])
         all_x = np.concatenate([self._x, x])
-        ks = np.floor(all_t / FRAME_S).astype(np.int64)
+        ks = frame_index(all_t)
         last_k = int(ks[-1])
         done = ks < last_k
         out: list[tuple[int, np.ndarray | None, np.ndarray | None]] = []
@@ -103,7 +112,7 @@ class Binner:
         """End of data: the last, partial frame as it stands."""
         if len(self._t) == 0:
             return []
-        k = int(np.floor(self._t[-1] / FRAME_S))
+        k = int(frame_index(self._t[-1]))
         frame = (k, self._x.mean(axis=0), self._x.max(axis=0))
         self._t, self._x = self._t[:0], self._x[:0]
         self.next_k = k + 1

@@ -55,6 +55,7 @@ class StrokeCounter:
     ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
     OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
     POWER_STEPS = 3
+    GYRO_HP_TAU_S = 6.0
     REP_TILT_MAX = 3 * H_MIN  # deg/s: a rep lifts the thigh a degree or two, slowly
     TURN_DEG = 70.0  # a half-stroke turning the pod further than this is a turn, not rolling
                      # (a stroke tilts the frame by 30 degrees at most; a flip turns it 180)
@@ -68,7 +69,11 @@ class StrokeCounter:
         self._axis = [1.0, 0.0, 0.0]
         self._env = 0.0
         self._velocity = [0.0, 0.0, 0.0]  # accel-only path
-        self._a_hp = ema_alpha(3.0)
+        # the gyro's bias is learnt when still, so its high-pass only follows slow drift;
+        # integrated acceleration drifts faster
+        self._a_hp_gyro = ema_alpha(self.GYRO_HP_TAU_S)
+        self._a_hp_accel = ema_alpha(3.0)
+        self._a_hp = self._a_hp_gyro
         self._a_cov = ema_alpha(self.AXIS_TAU_S)
         self._leak = math.exp(-FRAME_S / 1.5)
         self._env_decay = math.exp(-FRAME_S / 6.0)
@@ -83,7 +88,9 @@ class StrokeCounter:
 
     def _signal(self, rate: tuple | None, linear: tuple) -> tuple[float, float, float]:
         if rate is not None:
+            self._a_hp = self._a_hp_gyro
             return rate
+        self._a_hp = self._a_hp_accel
         v, leak = self._velocity, self._leak
         for i in range(3):
             v[i] = (v[i] + linear[i] * G * FRAME_S) * leak

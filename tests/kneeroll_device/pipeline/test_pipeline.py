@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kneeroll_device.pipeline import ContactModel, Pipeline
-from kneeroll_device.pipeline.framing import FRAME_S, Framer
+from kneeroll_device.pipeline.framing import FRAME_PHASE_S, FRAME_S, Framer
 from kneeroll_device.samples import EventBatch, ForceBlock, ImuBlock
 
 from simhelpers import sampled, simulated
@@ -128,5 +128,7 @@ def test_frames_wait_for_both_sensors_unless_one_is_declared_absent():
     assert framer.frames() == []  # the force sensor has not spoken yet
     framer.force_absent = True
     frames = framer.frames()
-    assert len(frames) == 9 and all(math.isnan(f.force) for f in frames)
-    assert frames[0].t == pytest.approx(FRAME_S)
+    # frames end 43.75 ms past each tenth: the first, partly before t = 0, ends at 0.04375 s
+    assert len(frames) == 10 and all(math.isnan(f.force) for f in frames)
+    assert frames[0].t == pytest.approx(FRAME_PHASE_S)
+    assert frames[1].t == pytest.approx(FRAME_PHASE_S + FRAME_S)

@@ -33,15 +33,16 @@ class SystemClock:
 class ScaledClock(SystemClock):
     """A monotonic clock that runs ``speed`` times faster than real time.
 
-    It starts at 0.0 when created, so it doubles as "seconds since the
-    simulated world began".
+    It reads ``start`` when created, so it doubles as "seconds since the
+    simulated world began" (a negative start leaves time to set up first).
     """
 
-    def __init__(self, speed: float = 1.0):
+    def __init__(self, speed: float = 1.0, start: float = 0.0):
         if speed <= 0:
             raise ValueError(f"clock speed must be positive, got {speed}")
         self.speed = float(speed)
-        self.origin = time.monotonic()  # the clock's zero, in time.monotonic() terms
+        # the clock reads `start` now; its zero, in time.monotonic() terms, is `origin`
+        self.origin = time.monotonic() - start / self.speed
 
     def __call__(self) -> float:
         return (time.monotonic() - self.origin) * self.speed

@@ -30,6 +30,7 @@ SCENARIO_FAULTS = {"sensor-fault": "unplug@{t}+3"}
 DEMO_ONLY_SCENARIOS = ("imu-fault",)
 IMU_FAULT_S = 5.0
 PRESS_S, HOLD_S = 0.15, 1.4  # how long the simulated thumb keeps the button down
+SETUP_LEAD_S = 3.0
 
 
 @dataclass
@@ -104,7 +105,9 @@ class ThumbOnTheButton(threading.Thread):
 def run_demo(config, routine: Routine, session: SimulatedSession, *, data_dir: Path, speed: float,
              on_action=None, on_cue=None, scenario: str | None = None,
              fault_at: float | None = None, pin_factory=None) -> tuple[DaemonResult | None, Daemon]:
-    clock = ScaledClock(speed)
+    # the devices and the daemon start up while the roller still lies on the table,
+    # before the simulated world's time 0, as a real pod is on before it is used
+    clock = ScaledClock(speed, start=-SETUP_LEAD_S)
     scenario = scenario or session.scenario
     middle = fault_at if fault_at is not None else session.script.steps[len(session.script.steps) // 2].start + 2.0
     faults = None

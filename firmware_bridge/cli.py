@@ -176,6 +176,11 @@ def calibrate_force_command(args: Any) -> int:
                 link, args.known_mass, ask=input, say=lambda text: print(text, flush=True), settle_s=args.seconds
             )
         path = calibration.save(data_dir)
+        from dataclasses import asdict
+
+        from kneeroll_device.store import record_calibration
+
+        record_calibration(data_dir, "force", asdict(calibration))
     except KneerollError as exc:
         return _fail(args, "calibrate force", exc)
     except (EOFError, KeyboardInterrupt):

@@ -160,7 +160,7 @@ class DaemonResult:
 class Daemon:
     def __init__(self, config, *, imu, force, routine: Routine, data_dir: Path, clock=None, pin_factory=None,
                  source: str = "run", notifier=None, on_action: Callable[[Action, "Daemon"], None] | None = None,
-                 on_cue: Callable[[CueRecord], None] | None = None, sessions_today: int = 0, leg: str | None = None,
+                 on_cue: Callable[[CueRecord], None] | None = None, sessions_today: int | None = None, leg: str | None = None,
                  meta: dict | None = None, log_store: SessionLog | None = None, one_session: bool = False):
         self.config = config
         self.clock = clock or SystemClock()
@@ -172,6 +172,10 @@ class Daemon:
         self.on_action = on_action
         self.meta = meta or {}
         self.one_session = one_session
+        self.store = log_store or SessionLog(self.data_dir, on_fault=self._store_fault)
+        if sessions_today is None:
+            # the programme: the start cue tells whether today's sessions are already done
+            sessions_today = self.store.sessions_today(routine.id) if source == "run" else 0
         self.pipeline = Pipeline(ContactModel.from_config(config.pressure))
         self.engine = Engine(routine, leg=leg or config.routine.leg, settings=EngineSettings.from_config(config),
                              sessions_done_today=sessions_today)
@@ -179,7 +183,6 @@ class Daemon:
         # with nothing to do, look at the button and the clocks every 0.1 s of the clock
         self._idle_wait_s = min(0.1, 0.1 / self.clock.speed) if self.clock.speed > 0 else 0.1
         self.stop_event = threading.Event()
-        self.store = log_store or SessionLog(self.data_dir, on_fault=self._store_fault)
         self.cues = CuePlayer(config.pins, config.cues, clock=self.clock, pin_factory=pin_factory, on_cue=self._cue_played)
         self._on_cue = on_cue
         self.button = ButtonControl(config.pins.button, clock=self.clock, pin_factory=pin_factory)
@@ -355,9 +358,11 @@ class Daemon:
         summary = action.detail
         recording = None
         if session is not None and session.id is not None:
+            # the outcome first: a crash while the recording is written must not lose it
+            self.store.finish_session(session.id, summary, action.t - session.t0, None)
             if self.config.storage.keep_recordings:
                 recording = self._save_recording(session, summary)
-            self.store.finish_session(session.id, summary, action.t - session.t0, recording)
+                self.store.set_recording(session.id, recording)
         self.last_result = DaemonResult(summary.get("outcome"), summary, session.id if session else None,
                                         list(self._cue_log), recording)
         self._notify("status", f"session {session.id if session else '?'} {summary.get('outcome')}")

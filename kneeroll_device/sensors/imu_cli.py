@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, KneerollError
+from ..store import record_calibration
 
 DEFAULT_SECONDS = 5.0
 
@@ -86,6 +87,7 @@ def calibrate_imu_command(args: Any) -> int:
         finally:
             bus.close()
         path = calibration.save(data_dir)
+        record_calibration(data_dir, "imu", asdict(calibration))
     except KneerollError as exc:
         print(f"kneeroll calibrate imu: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, InputError) else 1

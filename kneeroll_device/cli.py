@@ -72,7 +72,8 @@ def cmd_demo(args) -> int:
     config = _load(args)
     routine = _routine(config)
     person_scenario = "normal" if args.scenario in DEMO_ONLY_SCENARIOS else args.scenario
-    session = simulate_session(routine, seed=args.seed, scenario=person_scenario)
+    legs = 2 if config.routine.leg == "both" else 1
+    session = simulate_session(routine, seed=args.seed, scenario=person_scenario, legs=legs)
     live = not args.json
 
     def on_action(action, daemon):
@@ -298,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fault-at", type=float, metavar="S",
                       help="when the sensor-fault or imu-fault scenario's fault starts (default: mid-routine)")
     demo.add_argument("--cues", action="store_true", help="print each cue as it plays")
-    demo.add_argument("--leg", choices=("left", "right"), help="which leg (overrides the config)")
+    demo.add_argument("--leg", choices=("left", "right", "both"), help="which leg, or both in a row (overrides the config)")
     demo.add_argument("--routine", metavar="FILE", help="a routine file or built-in name (overrides the config)")
     _common(demo, data_dir=True, json_flag=True)
     demo.set_defaults(func=cmd_demo)

@@ -109,6 +109,7 @@ class EngineSettings:
     warn_repeat_s: float = 4.0
     rest_to_advance_s: float = 1.5  # a rest this long after a done step lets the next begin
     give_up_rest_s: float = 4.0  # a rest this long mid-step, then other activity: moved on
+    done_quiet_s: float = 10.0  # nothing this long after a step is done: it is over
     hold_to_start_s: float = 1.0  # a steady squeeze this long starts a release step
     restart_after_s: float = 120.0  # rolling this long after a session ended may start another
 
@@ -355,7 +356,9 @@ class Engine:
         if progress.ended is not None:
             return False
         resting = self._rest_since is not None and t - self._rest_since >= self.settings.rest_to_advance_s
-        quiet = t - self._last_activity >= self.settings.give_up_rest_s
+        # a done step also closes when nothing has happened for a while, even if the
+        # roller is still held on the leg (slides between points and slow reps are not that)
+        quiet = t - self._last_activity >= self.settings.done_quiet_s and self.motion != "rolling"
         return resting or quiet
 
     def _rested_since_done(self, t: float) -> bool:

@@ -259,8 +259,12 @@ def _site(step: Step) -> tuple[float, float]:
 
 
 def write_script(routine: Routine, seed: int = 1, scenario: str = "normal", habits: Habits | None = None,
-                 idle_after_s: float = 330.0) -> Script:
-    """The whole session: a press to start, every step, the pauses between them."""
+                 idle_after_s: float = 330.0, legs: int = 1) -> Script:
+    """The whole session: a press to start, every step, the pauses between them.
+
+    With ``legs`` = 2 the person does the routine on one leg and then the other (the
+    steps of the second leg are numbered on: 9 to 16 for an 8-step routine).
+    """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}: use one of {', '.join(SCENARIOS)}")
     rng = np.random.default_rng(seed)
@@ -276,17 +280,21 @@ def write_script(routine: Routine, seed: int = 1, scenario: str = "normal", habi
     skip_index = 4 if scenario == "skip" else None
     leave_after = 4 if scenario == "idle" else None
 
-    for step in routine.steps:
+    plan = [(leg * len(routine.steps) + step.index, step) for leg in range(legs) for step in routine.steps]
+    for position, step in plan:
+        if position > len(routine.steps) and step.index == 1:
+            w.move(w.s, 2.0, place_to=0.0, force=0.0)  # over to the other leg
+            w.hold(4.0, force=0.0)
         start_s, place = _site(step)
         w.move(start_s, 1.2 + rng.uniform(0, 0.8), place_to=place, force=0.0)
-        if step.index == skip_index:
+        if position == skip_index:
             # the person decides to leave this step out: holds the button, goes on
             w.hold(0.6)
             controls.append((w.t, "hold"))
-            truths.append(StepTruth(step.index, step.id, step.kind, w.t, w.t, skipped=True))
+            truths.append(StepTruth(position, step.id, step.kind, w.t, w.t, skipped=True))
             w.hold(2.0, force=0.0)
             continue
-        truth = StepTruth(step.index, step.id, step.kind, w.t, w.t)
+        truth = StepTruth(position, step.id, step.kind, w.t, w.t)
         if step.kind == "roll":
             _roll(w, step, truth, habits, gentle=False)
         else:
@@ -294,7 +302,7 @@ def write_script(routine: Routine, seed: int = 1, scenario: str = "normal", habi
         truth.end = w.t
         truths.append(truth)
         w.hold(0.8, force=0.0)  # lets go of the handles
-        if leave_after is not None and step.index == leave_after:
+        if leave_after is not None and position == leave_after:
             outcome = "abandoned"
             w.move(w.s + 0.1, 1.5, force=0.0)
             w.hold(idle_after_s, force=0.0)

@@ -202,8 +202,10 @@ class StrokeCounter:
             self._pending = None
             return None
         if half.force_n and half.force_sum / half.force_n < self.GRIP_N:
+            # carried with the grip released: a move, not rolling, and nothing to learn from
+            self._forget_axis()
             self._pending = None
-            self.expired = half  # carried with the grip released: a move, not rolling
+            self.expired = half
             return None
         pending = self._pending
         if pending is None or half.start - pending.end > self.MAX_GAP_S:

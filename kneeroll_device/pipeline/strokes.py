@@ -28,7 +28,8 @@ G = 9.80665
 
 
 class HalfStroke:
-    __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "lin_sq", "frames", "blocked", "turned_deg")
+    __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "force_min", "force_max", "lin_sq", "frames",
+                 "blocked", "turned_deg")
 
     def __init__(self, sign: int, start: float):
         self.sign = sign
@@ -37,6 +38,8 @@ class HalfStroke:
         self.peak = 0.0
         self.force_sum = 0.0
         self.force_n = 0
+        self.force_min = math.inf
+        self.force_max = -math.inf
         self.lin_sq = 0.0
         self.frames = 0
         self.blocked = False  # made during a rep or without grip: not rolling
@@ -57,6 +60,7 @@ class StrokeCounter:
     POWER_STEPS = 3
     GYRO_HP_TAU_S = 6.0
     REP_TILT_MAX = 3 * H_MIN  # deg/s: a rep lifts the thigh a degree or two, slowly
+    REP_SWING = 0.3  # of the squeeze: a pulse this big with a small tilt is a rep
     TURN_DEG = 70.0  # a half-stroke turning the pod further than this is a turn, not rolling
                      # (a stroke tilts the frame by 30 degrees at most; a flip turns it 180)
     AXIS_TAU_S = 2.0  # memory of the principal axis
@@ -171,6 +175,8 @@ class StrokeCounter:
         if force == force:  # not NaN
             cur.force_sum += force
             cur.force_n += 1
+            cur.force_min = min(cur.force_min, force)
+            cur.force_max = max(cur.force_max, force)
         return None
 
     def _expire(self, t: float) -> None:
@@ -218,9 +224,26 @@ class StrokeCounter:
             pending.lin_sq += half.lin_sq
             pending.force_sum += half.force_sum
             pending.force_n += half.force_n
+            pending.force_min = min(pending.force_min, half.force_min)
+            pending.force_max = max(pending.force_max, half.force_max)
             return None
         self._pending = None
+        if self._is_rep_motion(pending, half):
+            return None
         return self._stroke(pending, half)
+
+    def _is_rep_motion(self, first: HalfStroke, second: HalfStroke) -> bool:
+        """A small back-and-forth tilt while the squeeze pulses hard: a rep, even mid-bout.
+
+        Rolling sways the squeeze by a tenth or so; a rep presses a third or more into
+        the roller while the thigh only lifts a degree or two.
+        """
+        n = first.force_n + second.force_n
+        if n == 0 or max(first.peak, second.peak) >= self.REP_TILT_MAX:
+            return False
+        mean = (first.force_sum + second.force_sum) / n
+        swing = max(first.force_max, second.force_max) - min(first.force_min, second.force_min)
+        return mean > 0 and swing > self.REP_SWING * mean
 
     def _stroke(self, first: HalfStroke, second: HalfStroke) -> StrokeEvent:
         self.count += 1

@@ -161,9 +161,12 @@ class CuePlayer:
                     self._idle.set()
                 continue
             self.history.append(record)
-            if self.on_cue:
-                self.on_cue(record)
-            self._play_notes(PATTERNS[record.pattern])
+            try:
+                if self.on_cue:
+                    self.on_cue(record)
+                self._play_notes(PATTERNS[record.pattern])
+            except Exception:  # a pin or a callback failing must not silence every later cue
+                log.exception("cue %s failed", record.pattern)
             if self._queue.empty():
                 self._idle.set()
 

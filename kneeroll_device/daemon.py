@@ -41,7 +41,9 @@ from .store import SessionLog
 
 log = logging.getLogger(__name__)
 
-STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent
+STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent ...
+STALE_REAL_S = 0.15  # ... and this long in real seconds (the demo's fast clock must not
+                     # turn a thread's scheduling hiccup into a sensor fault)
 POLL_S = 0.05  # how often the readers poll their device (clock seconds)
 QUEUE_BLOCKS = 400
 ACTION_CUES = {
@@ -81,27 +83,34 @@ class SensorReader(threading.Thread):
             self.clock.wait(self.stop_event, self.poll_s)
 
     def _put(self, item) -> None:
-        try:
-            self.out.put_nowait(item)
-        except queue.Full:
-            # the main loop is far behind: keep the newest data, count what is lost
+        while True:
             try:
-                self.out.get_nowait()
-                self.dropped += 1
-            except queue.Empty:
-                pass
-            self.out.put_nowait(item)
+                self.out.put_nowait(item)
+                return
+            except queue.Full:
+                # the main loop is far behind: keep the newest data, count what is lost
+                # (the other reader may refill the queue meanwhile: try again)
+                try:
+                    self.out.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
 
 
 class Recorder:
-    """Keeps the raw samples so a session can be saved as a recording folder."""
+    """Keeps the raw samples so a session can be saved as a recording folder.
 
-    MAX_SECONDS = 3 * 3600.0
+    Between sessions only the last ``lead_s`` seconds are kept (a session's recording
+    starts a little before it, so a replay starts from the same state); during a
+    session everything, up to ``max_s``.
+    """
 
-    def __init__(self):
+    def __init__(self, lead_s: float = 30.0, max_s: float = 3 * 3600.0):
+        self.lead_s, self.max_s = lead_s, max_s
         self.imu: list[ImuBlock] = []
         self.force: list[ForceBlock] = []
         self.controls: list[tuple[float, str]] = []
+        self.in_session = False
         self._last = {"imu": -np.inf, "force": -np.inf}
 
     def _forward(self, source: str, t: np.ndarray) -> np.ndarray:
@@ -116,13 +125,46 @@ class Recorder:
             keep = self._forward("imu", block.t)
             gyro = None if block.gyro is None else block.gyro[keep]
             self.imu.append(ImuBlock(block.t[keep], block.accel[keep], gyro))
+            self._bound(block.t[-1])
 
     def add_force(self, block: ForceBlock) -> None:
         if len(block):
             keep = self._forward("force", block.t)
             self.force.append(ForceBlock(block.t[keep], block.force[keep]))
 
-    def write(self, folder: Path, meta: dict, t_from: float) -> Path:
+    def _bound(self, now: float) -> None:
+        self.trim(now - (self.max_s if self.in_session else self.lead_s))
+
+    def start(self) -> float:
+        """A session starts: keep everything from now on; returns where its recording begins."""
+        self.in_session = True
+        firsts = [blocks[0].t[0] for blocks in (self.imu, self.force) if blocks and len(blocks[0])]
+        # whole seconds: a replay then cuts the same 0.1 s frames as the live run did
+        return float(np.floor(min(firsts))) if firsts else 0.0
+
+    def take(self, t_from: float) -> "RecordingSnapshot":
+        """What to write for the session that just ended; back to keeping a short lead."""
+        snapshot = RecordingSnapshot(list(self.imu), list(self.force), list(self.controls), t_from)
+        self.in_session = False
+        return snapshot
+
+    def trim(self, keep_from: float) -> None:
+        self.imu = [b for b in self.imu if len(b) and b.t[-1] >= keep_from]
+        self.force = [b for b in self.force if len(b) and b.t[-1] >= keep_from]
+        self.controls = [c for c in self.controls if c[0] >= keep_from]
+
+
+@dataclass
+class RecordingSnapshot:
+    """A session's raw samples, handed to the writer thread."""
+
+    imu: list[ImuBlock]
+    force: list[ForceBlock]
+    controls: list[tuple[float, str]]
+    t_from: float
+
+    def write(self, folder: Path, meta: dict) -> Path:
+        t_from = self.t_from
         imu_t = np.concatenate([b.t for b in self.imu]) if self.imu else np.zeros(0)
         accel = np.concatenate([b.accel for b in self.imu]) if self.imu else np.zeros((0, 3))
         gyros = [b.gyro for b in self.imu]
@@ -134,11 +176,6 @@ class Recorder:
             folder, imu_t - t_from, accel, gyro,
             None if force_t is None else force_t - t_from, force, meta, gzip=True,
         )
-
-    def trim(self, keep_from: float) -> None:
-        self.imu = [b for b in self.imu if len(b) and b.t[-1] >= keep_from]
-        self.force = [b for b in self.force if len(b) and b.t[-1] >= keep_from]
-        self.controls = [c for c in self.controls if c[0] >= keep_from]
 
 
 @dataclass
@@ -182,11 +219,14 @@ class Daemon:
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
         # with nothing to do, look at the button and the clocks every 0.1 s of the clock
         self._idle_wait_s = min(0.1, 0.1 / self.clock.speed) if self.clock.speed > 0 else 0.1
+        self._stale_after_s = max(STALE_S, STALE_REAL_S * self.clock.speed) if self.clock.speed != float("inf") else STALE_S
         self.stop_event = threading.Event()
         self.cues = CuePlayer(config.pins, config.cues, clock=self.clock, pin_factory=pin_factory, on_cue=self._cue_played)
         self._on_cue = on_cue
         self.button = ButtonControl(config.pins.button, clock=self.clock, pin_factory=pin_factory)
-        self.recorder = Recorder()
+        self.recorder = Recorder() if config.storage.keep_recordings else None
+        self._writers: list[threading.Thread] = []
+        self._dropped_reported: dict[str, int] = {}
         self.session: SessionState | None = None
         self.last_result: DaemonResult | None = None
         self._cue_log: list[dict] = []
@@ -227,25 +267,38 @@ class Daemon:
         now = self.clock()
         if item is not None:
             self._handle_item(item, now)
+        self._report_dropped(now)
         for t, kind in self.button.poll():
-            self.recorder.controls.append((t, kind))
+            if self.recorder is not None:
+                self.recorder.controls.append((t, kind))
             self._apply(self.engine.button(t, kind))
         self._check_staleness(now)
         if self.notifier is not None:
             self.notifier.tick()
 
+    def _report_dropped(self, now: float) -> None:
+        for reader in self._readers:
+            lost = reader.dropped - self._dropped_reported.get(reader.source, 0)
+            if lost:
+                self._dropped_reported[reader.source] = reader.dropped
+                log.warning("%s: %d blocks dropped, the main loop fell behind", reader.source, lost)
+                self._log_event(now, "gap", detail={"source": reader.source, "blocks_lost": lost,
+                                                    "reason": "the daemon fell behind"})
+
     def _handle_item(self, item, now: float) -> None:
         kind = item[0]
         if kind == "imu":
             block: ImuBlock = item[1]
-            self.recorder.add_imu(block)
+            if self.recorder is not None:
+                self.recorder.add_imu(block)
             self._seen("imu", now)
             for gap in block.gaps:
                 self._log_event(gap.t, "gap", detail={"source": "imu", "samples_lost": gap.samples_lost, "reason": gap.reason})
             self._process(self.pipeline.feed_imu(block))
         elif kind == "force":
             block: ForceBlock = item[1]
-            self.recorder.add_force(block)
+            if self.recorder is not None:
+                self.recorder.add_force(block)
             if len(block):
                 self._seen("force", now)
             for gap in block.gaps:
@@ -271,7 +324,7 @@ class Daemon:
 
     def _check_staleness(self, now: float) -> None:
         for source in ("imu", "force"):
-            if not self._absent[source] and now - self._last_seen[source] > STALE_S:
+            if not self._absent[source] and now - self._last_seen[source] > self._stale_after_s:
                 self._absent[source] = True
                 log.warning("%s: no samples for %.1f s", source, now - self._last_seen[source])
                 self._process(self._set_absent(source, True))
@@ -346,49 +399,53 @@ class Daemon:
         t0 = action.t
         session_id = self.store.start_session(leg=self.config.routine.leg, routine=self.routine.id, source=self.source,
                                               steps_total=len(self.engine.plan), meta=self.meta)
-        self.session = SessionState(session_id, t0, recording_from=self._recording_start())
+        recording_from = self.recorder.start() if self.recorder is not None else t0
+        self.session = SessionState(session_id, t0, recording_from=recording_from)
         self._notify("status", f"session {session_id} started")
-
-    def _recording_start(self) -> float:
-        starts = [b.t[0] for b in (self.recorder.imu + self.recorder.force) if len(b)][:2]
-        return min(starts) if starts else self.clock()
 
     def _finish_session(self, action: Action) -> None:
         session = self.session
         summary = action.detail
-        recording = None
+        folder = None
         if session is not None and session.id is not None:
             # the outcome first: a crash while the recording is written must not lose it
             self.store.finish_session(session.id, summary, action.t - session.t0, None)
-            if self.config.storage.keep_recordings:
-                recording = self._save_recording(session, summary)
-                self.store.set_recording(session.id, recording)
+            if self.recorder is not None:
+                folder = self._save_recording(session, summary)
         self.last_result = DaemonResult(summary.get("outcome"), summary, session.id if session else None,
-                                        list(self._cue_log), recording)
+                                        list(self._cue_log), str(folder) if folder else None)
         self._notify("status", f"session {session.id if session else '?'} {summary.get('outcome')}")
         self.session = None
 
-    def _save_recording(self, session: SessionState, summary: dict) -> str | None:
+    def _save_recording(self, session: SessionState, summary: dict) -> Path:
+        """Writes the session's recording on its own thread: gzip takes seconds on a Pi."""
         folder = self.data_dir / "recordings" / f"session-{session.id:05d}"
         meta = dict(self.meta, session_id=session.id, session_t0=round(session.t0 - session.recording_from, 4),
                     outcome=summary.get("outcome"), routine=self.routine.id, leg=self.config.routine.leg,
                     imu_rate_hz=getattr(self.imu, "rate_hz", None), force_rate_hz=self.config.force.sample_rate_hz)
+        snapshot = self.recorder.take(session.recording_from)
+        writer = threading.Thread(target=self._write_recording, args=(snapshot, folder, meta, session.id),
+                                  name="recording-writer", daemon=True)
+        self._writers = [w for w in self._writers if w.is_alive()] + [writer]
+        writer.start()
+        return folder
+
+    def _write_recording(self, snapshot: RecordingSnapshot, folder: Path, meta: dict, session_id: int) -> None:
         try:
-            path = self.recorder.write(folder, meta, session.recording_from)
-            self.recorder.trim(self.clock() - 30.0)
+            path = snapshot.write(folder, meta)
+            self.store.set_recording(session_id, str(path))
             prune_recordings(self.data_dir / "recordings", self.config.storage.recordings_max_days,
                              self.config.storage.recordings_max_mb)
-            return str(path)
         except (OSError, KneerollError) as exc:
-            log.error("could not keep the recording of session %s: %s", session.id, exc)
-            return None
+            log.error("could not keep the recording of session %s: %s", session_id, exc)
 
     def _cue_played(self, record: CueRecord) -> None:
-        t0 = self.session.t0 if self.session else (self.engine._session_start or 0.0)
+        session = self.session  # read once: the main thread may end the session meanwhile
+        t0 = session.t0 if session else (self.engine._session_start or 0.0)
         entry = {"t": round(record.t - t0, 2), "pattern": record.pattern, "step": record.step}
         self._cue_log.append(entry)
-        if self.session is not None and self.session.id is not None:
-            self.store.log_event(self.session.id, record.t - self.session.t0, "cue", step=record.step,
+        if session is not None and session.id is not None:
+            self.store.log_event(session.id, record.t - session.t0, "cue", step=record.step,
                                  detail={"pattern": record.pattern})
         if self._on_cue is not None:
             self._on_cue(record)
@@ -422,6 +479,8 @@ class Daemon:
         self.cues.wait_idle(timeout=5.0)
         for part in (self.cues, self.button):
             part.close()
+        for writer in self._writers:
+            writer.join(timeout=30.0)
         self.store.close()
 
     @property
@@ -493,7 +552,3 @@ def prune_recordings(folder: Path, max_days: int, max_mb: int) -> list[Path]:
             total -= sizes[path]
             removed.append(path)
     return removed
-
-
-def session_summary_json(summary: dict) -> str:
-    return json.dumps(summary, indent=2, default=str)

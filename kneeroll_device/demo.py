@@ -25,7 +25,7 @@ from .routine.spec import Routine
 from .sim.world import SimulatedSession
 
 IMU_ADDRESS = 0x68
-SCENARIO_FAULTS = {"sensor-fault": "unplug@{t}+3"}
+SCENARIO_FAULTS = {"sensor-fault": "unplug@{t}+6"}
 # beyond the person's scenarios: the IMU drops off the bus for a while (the watchdog must notice)
 DEMO_ONLY_SCENARIOS = ("imu-fault",)
 IMU_FAULT_S = 5.0

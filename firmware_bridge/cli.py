@@ -162,6 +162,10 @@ def calibrate_force_command(args: Any) -> int:
         config = load_config(getattr(args, "config", None))
         if not args.seconds > 0:
             raise InputError(f"--seconds must be positive, got {args.seconds:g}", "use --seconds 2")
+        if not (0.1 <= args.known_mass <= 200):
+            # checked before the port is opened: a typo should not wait for the Pico
+            raise InputError(f"--known-mass {args.known_mass:g} kg is not a test mass",
+                             "hang or press a known mass of 0.1 to 200 kg, e.g. --known-mass 5")
         port = args.port or config.force.port
         data_dir = Path(args.data_dir) if args.data_dir else config.storage.data_dir
         with ForceLink(port, baudrate=config.force.baudrate) as link:

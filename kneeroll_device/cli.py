@@ -8,6 +8,7 @@ and the fix; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -15,8 +16,37 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, KneerollError
+from .scenarios import DEMO_ONLY_SCENARIOS, PERSON_SCENARIOS
 
 PROG = "kneeroll"
+
+
+def number_in(low: float, high: float):
+    """An argparse type: a finite number from low to high, or a one-line usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is not a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def whole_in(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not from {low} to {high}")
+        return value
+
+    return parse
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,12 +93,10 @@ def _routine(config):
 
 
 def cmd_demo(args) -> int:
-    from .demo import DEMO_ONLY_SCENARIOS, describe_action, describe_cue, run_demo
+    from .demo import describe_action, describe_cue, run_demo
     from .replay import step_json
     from .sim.world import simulate_session
 
-    if args.speed <= 0:
-        raise InputError(f"--speed must be positive, got {args.speed}", "e.g. --speed 1 for real time")
     config = _load(args)
     routine = _routine(config)
     person_scenario = "normal" if args.scenario in DEMO_ONLY_SCENARIOS else args.scenario
@@ -154,21 +182,19 @@ def cmd_run(args) -> int:
     clock = SystemClock()
     data_dir = config.storage.data_dir
     bus_number = config.imu.bus
-    imu = open_imu(open_bus(bus_number), address=None if config.imu.address == "auto" else config.imu.address,
-                   rate_hz=config.imu.rate_hz, chip=None if config.imu.chip == "auto" else config.imu.chip,
-                   accel_range_g=config.imu.accel_range_g, gyro_range_dps=config.imu.gyro_range_dps, clock=clock,
-                   calibration=data_dir, reopen=lambda: open_bus(bus_number))
-    calibration = ForceCalibration.load(data_dir, ForceCalibration.from_config(config.force))
-    link = ForceLink(config.force.port, baudrate=config.force.baudrate, clock=clock).start()
-    force = ForceSensor(link, calibration)
-    daemon = Daemon(config, imu=imu, force=force, routine=routine, data_dir=data_dir, clock=clock,
-                    notifier=systemd_bridge(clock))
-    stop_on_signals(daemon)
-    try:
+    with contextlib.ExitStack() as opened:  # whatever fails to open, what did open is closed
+        imu = opened.enter_context(open_imu(
+            open_bus(bus_number), address=None if config.imu.address == "auto" else config.imu.address,
+            rate_hz=config.imu.rate_hz, chip=None if config.imu.chip == "auto" else config.imu.chip,
+            accel_range_g=config.imu.accel_range_g, gyro_range_dps=config.imu.gyro_range_dps, clock=clock,
+            calibration=data_dir, reopen=lambda: open_bus(bus_number)))
+        calibration = ForceCalibration.load(data_dir, ForceCalibration.from_config(config.force))
+        link = opened.enter_context(ForceLink(config.force.port, baudrate=config.force.baudrate, clock=clock).start())
+        force = opened.enter_context(ForceSensor(link, calibration))
+        daemon = Daemon(config, imu=imu, force=force, routine=routine, data_dir=data_dir, clock=clock,
+                        notifier=systemd_bridge(clock))
+        stop_on_signals(daemon)
         daemon.run()
-    finally:
-        for part in (force, link, imu):
-            part.close()
     return 0
 
 
@@ -220,8 +246,6 @@ def cmd_analyze(args) -> int:
     from .recording import read_recording
     from .replay import analyze_recording
 
-    if args.block_seconds <= 0:
-        raise InputError(f"--block-seconds must be positive, got {args.block_seconds}")
     config = _load(args)
     rec = read_recording(args.path)
     result = analyze_recording(rec, ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
@@ -283,8 +307,6 @@ def _common(parser, *, config=True, data_dir=False, json_flag=False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .demo import DEMO_ONLY_SCENARIOS
-    from .sim.person import SCENARIOS
 
     parser = Parser(prog=PROG, description="Sensor companion for a handled foam roller.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -292,11 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     demo = commands.add_parser("demo", help="the daemon on emulated hardware, through a whole simulated routine")
-    demo.add_argument("--speed", type=float, default=20.0, help="times faster than life (default 20; 1 is real time)")
+    # above ~50x the emulated IMU's FIFO fills faster than a thread is sure to be scheduled
+    demo.add_argument("--speed", type=number_in(0.1, 50), default=20.0,
+                      help="times faster than life, 0.1 to 50 (default 20; 1 is real time)")
     demo.add_argument("--seed", type=int, default=1, help="the simulated person and session (default 1)")
-    demo.add_argument("--scenario", choices=SCENARIOS + DEMO_ONLY_SCENARIOS, default="normal",
+    demo.add_argument("--scenario", choices=PERSON_SCENARIOS + DEMO_ONLY_SCENARIOS, default="normal",
                       help="what happens in the session")
-    demo.add_argument("--fault-at", type=float, metavar="S",
+    demo.add_argument("--fault-at", type=number_in(0, 100000), metavar="S",
                       help="when the sensor-fault or imu-fault scenario's fault starts (default: mid-routine)")
     demo.add_argument("--cues", action="store_true", help="print each cue as it plays")
     demo.add_argument("--leg", choices=("left", "right", "both"), help="which leg, or both in a row (overrides the config)")
@@ -313,14 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="write a simulated session as a recording folder")
     simulate.add_argument("--out", required=True, metavar="DIR", help="the recording folder to write")
     simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--scenario", choices=SCENARIOS, default="normal")
+    simulate.add_argument("--scenario", choices=PERSON_SCENARIOS, default="normal")
     simulate.add_argument("--gzip", action="store_true", help="write .csv.gz")
     _common(simulate, json_flag=True)
     simulate.set_defaults(func=cmd_simulate)
 
     replay = commands.add_parser("replay", help="run the pipeline and the routine engine over a recording")
     replay.add_argument("path", metavar="DIR", help="a recording folder")
-    replay.add_argument("--block-seconds", type=float, default=10.0, metavar="S")
+    replay.add_argument("--block-seconds", type=number_in(0.01, 3600), default=10.0, metavar="S")
     replay.add_argument("--routine", metavar="FILE", help="a routine file or built-in name")
     replay.add_argument("--leg", choices=("left", "right", "both"))
     _common(replay, json_flag=True)
@@ -328,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = commands.add_parser("analyze", help="count strokes and reps in a recording or an IMU CSV")
     analyze.add_argument("path", metavar="PATH", help="a recording folder or an IMU CSV (t,ax,ay,az[,gx,gy,gz])")
-    analyze.add_argument("--block-seconds", type=float, default=10.0, metavar="S",
+    analyze.add_argument("--block-seconds", type=number_in(0.01, 3600), default=10.0, metavar="S",
                          help="seconds fed to the pipeline at a time (the result does not depend on it)")
     _common(analyze, json_flag=True)
     analyze.set_defaults(func=cmd_analyze)
@@ -382,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line, and the way to the traceback
+        if args.debug:
+            raise
+        sys.stderr.write(f"{PROG}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)\n")
+        return 1
 
 
 if __name__ == "__main__":

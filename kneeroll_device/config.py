@@ -9,6 +9,7 @@ device without a screen.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import asdict, dataclass, fields
@@ -52,6 +53,8 @@ class Rule:
         ok_type = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok_type or (self.choices and value not in self.choices):
             raise ConfigError(f"config key {key} = {value!r} is not allowed", f"use {self.describe()}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key} = {value!r} is not a finite number", f"use {self.describe()}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
                 raise ConfigError(f"config key {key} = {value!r} is out of range", f"use {self.describe()}")
@@ -59,7 +62,7 @@ class Rule:
 
 
 GPIO = Rule(int, low=0, high=27)
-POSITIVE = Rule(float, low=0.0)
+POSITIVE = Rule(float, low=1e-6)
 
 
 # --- sections ------------------------------------------------------------------------
@@ -319,13 +322,11 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         return _build(_DEFAULTS, "defaults")
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {file} does not exist", "check the path given to --config") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {file} is not a text file", "give a TOML file") from None
     except OSError as exc:
         raise ConfigError(f"config file {file} cannot be read: {exc.strerror}") from None
     return _build(_merge(_DEFAULTS, _parse_toml(text, str(file)), str(file)), str(file))
-
-
-def config_fields(section: str) -> list[str]:
-    return [f.name for f in fields(SECTIONS[section])]

@@ -221,9 +221,19 @@ class Daemon:
         self._idle_wait_s = min(0.1, 0.1 / self.clock.speed) if self.clock.speed > 0 else 0.1
         self._stale_after_s = max(STALE_S, STALE_REAL_S * self.clock.speed) if self.clock.speed != float("inf") else STALE_S
         self.stop_event = threading.Event()
-        self.cues = CuePlayer(config.pins, config.cues, clock=self.clock, pin_factory=pin_factory, on_cue=self._cue_played)
         self._on_cue = on_cue
-        self.button = ButtonControl(config.pins.button, clock=self.clock, pin_factory=pin_factory)
+        self.cues = None
+        try:
+            self.cues = CuePlayer(config.pins, config.cues, clock=self.clock, pin_factory=pin_factory,
+                                  on_cue=self._cue_played)
+            self.button = ButtonControl(config.pins.button, clock=self.clock, pin_factory=pin_factory)
+        except Exception:
+            # the pins could not be had: leave no thread behind
+            if self.cues is not None:
+                self.cues.close()
+            if log_store is None:
+                self.store.close()
+            raise
         self.recorder = Recorder() if config.storage.keep_recordings else None
         self._writers: list[threading.Thread] = []
         self._dropped_reported: dict[str, int] = {}

@@ -26,8 +26,6 @@ from .sim.world import SimulatedSession
 
 IMU_ADDRESS = 0x68
 SCENARIO_FAULTS = {"sensor-fault": "unplug@{t}+6"}
-# beyond the person's scenarios: the IMU drops off the bus for a while (the watchdog must notice)
-DEMO_ONLY_SCENARIOS = ("imu-fault",)
 IMU_FAULT_S = 5.0
 PRESS_S, HOLD_S = 0.15, 1.4  # how long the simulated thumb keeps the button down
 SETUP_LEAD_S = 3.0
@@ -118,18 +116,22 @@ def run_demo(config, routine: Routine, session: SimulatedSession, *, data_dir: P
     rig = build_rig(config, session, clock, faults, imu_gone)
     factory = pin_factory or mock_pin_factory()
     meta = {"demo": {"seed": session.seed, "scenario": scenario, "speed": speed}, "truth": session.truth()}
-    daemon = Daemon(config, imu=rig.imu, force=rig.force, routine=routine, data_dir=data_dir, clock=clock,
-                    pin_factory=factory, source="demo", on_action=on_action, on_cue=on_cue, meta=meta,
-                    one_session=True, notifier=systemd_bridge(clock))
-    thumb = ThumbOnTheButton(factory.pin(config.pins.button), session.script.controls, clock, daemon.stop_event)
-    thumb.start()
-    stop_on_signals(daemon)
-    end_of_world = session.duration + 2.0
+    thumb = None
     try:
-        result = daemon.run(until=lambda d: clock() > end_of_world)
+        daemon = Daemon(config, imu=rig.imu, force=rig.force, routine=routine, data_dir=data_dir, clock=clock,
+                        pin_factory=factory, source="demo", on_action=on_action, on_cue=on_cue, meta=meta,
+                        one_session=True, notifier=systemd_bridge(clock))
+        thumb = ThumbOnTheButton(factory.pin(config.pins.button), session.script.controls, clock, daemon.stop_event)
+        thumb.start()
+        stop_on_signals(daemon)
+        end_of_world = session.duration + 2.0
+        try:
+            result = daemon.run(until=lambda d: clock() > end_of_world)
+        finally:
+            daemon.stop()
     finally:
-        daemon.stop()
-        thumb.join(timeout=2.0)
+        if thumb is not None:
+            thumb.join(timeout=2.0)
         for part in rig.closers:
             try:
                 part.close()

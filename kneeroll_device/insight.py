@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
-from .cli import _common, _fmt, _json_out, _load
+from .cli import _common, _fmt, _json_out, _load, whole_in
 from .errors import InputError, KneerollError
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -82,11 +82,6 @@ def _duration(seconds) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _positive_days(value: int | None, what: str = "--days") -> None:
-    if value is not None and value < 1:
-        raise InputError(f"{what} must be at least 1, got {value}", f"e.g. {what} 7")
-
-
 def _plot_out(path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in PLOT_SUFFIXES:
@@ -126,7 +121,6 @@ def _rows_for_days(db, days: int, now: datetime, tz) -> list[dict]:
 
 
 def cmd_history(args) -> int:
-    _positive_days(args.days)
     config = _load(args)
     routine, per_day, programme_days = _programme(config)
     with _open(config) as db:
@@ -510,7 +504,6 @@ def report_document(db: sqlite3.Connection, *, days: int, routine: str | None, p
 def cmd_report(args) -> int:
     from . import plots
 
-    _positive_days(args.days)
     out = _plot_out(args.out)
     plots.require_matplotlib()
     config = _load(args)
@@ -532,7 +525,7 @@ def cmd_report(args) -> int:
 
 def register(commands) -> None:
     history = commands.add_parser("history", help="the logged sessions, and the programme's progress")
-    history.add_argument("--days", type=int, metavar="N", help="only the last N days (today included)")
+    history.add_argument("--days", type=whole_in(1, 36500), metavar="N", help="only the last N days (today included)")
     history.add_argument("--include-demo", action="store_true", help="count demo sessions towards the progress")
     _common(history, data_dir=True, json_flag=True)
     history.set_defaults(func=cmd_history)
@@ -559,7 +552,7 @@ def register(commands) -> None:
     plot.set_defaults(func=cmd_plot)
 
     report = commands.add_parser("report", help="adherence calendar and per-step trends as an image")
-    report.add_argument("--days", type=int, default=DEFAULT_REPORT_DAYS, metavar="N",
+    report.add_argument("--days", type=whole_in(1, 36500), default=DEFAULT_REPORT_DAYS, metavar="N",
                         help=f"the last N days (default {DEFAULT_REPORT_DAYS})")
     report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="the image to write")
     report.add_argument("--include-demo", action="store_true", help="count demo sessions too")

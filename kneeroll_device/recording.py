@@ -37,8 +37,11 @@ class Recording:
 
     @property
     def duration(self) -> float:
-        ends = [self.imu_t[-1] - self.imu_t[0]] if len(self.imu_t) else [0.0]
-        return float(max(ends))
+        starts, ends = [self.imu_t[0]], [self.imu_t[-1]]
+        if self.force_t is not None and len(self.force_t):
+            starts.append(self.force_t[0])
+            ends.append(self.force_t[-1])
+        return float(max(ends) - min(starts))
 
     @property
     def truth(self) -> dict | None:
@@ -46,9 +49,10 @@ class Recording:
 
 
 def _open_text(path: Path):
+    # utf-8-sig: spreadsheets often start a CSV with a byte-order mark
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -125,7 +129,25 @@ def _read_folder(folder: Path) -> Recording:
             raise RecordingError(f"{meta_file} is not valid JSON: {exc}", "fix or remove meta.json") from None
         if not isinstance(meta, dict):
             raise RecordingError(f"{meta_file} must hold a JSON object")
+        _check_meta(meta_file, meta)
     return _recording(folder, imu, force, meta)
+
+
+def _check_meta(meta_file: Path, meta: dict) -> None:
+    """The parts of meta.json that replay relies on: button presses and the truth's steps."""
+    truth = meta.get("truth")
+    controls = meta.get("controls", (truth or {}).get("controls") if isinstance(truth, dict) else None)
+    if truth is not None and not (isinstance(truth, dict) and isinstance(truth.get("steps", []), list)
+                                  and all(isinstance(s, dict) for s in truth.get("steps", []))):
+        raise RecordingError(f"{meta_file}: 'truth' must be an object with a list of step objects", "fix or remove it")
+    if controls is None:
+        return
+    ok = isinstance(controls, list) and all(
+        isinstance(c, list) and len(c) == 2 and isinstance(c[0], (int, float)) and not isinstance(c[0], bool)
+        and math.isfinite(c[0]) and c[1] in ("press", "hold") for c in controls)
+    if not ok:
+        raise RecordingError(f"{meta_file}: 'controls' must be a list of [seconds, \"press\" or \"hold\"]",
+                             "fix or remove it")
 
 
 def _recording(path: Path, imu: dict, force: dict | None, meta: dict) -> Recording:

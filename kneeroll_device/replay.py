@@ -22,43 +22,65 @@ from .pipeline import ContactModel, Pipeline
 from .recording import Recording
 from .routine.engine import Action, Engine, EngineSettings
 from .routine.spec import Routine
+from .errors import InputError
 from .samples import EventBatch, ForceBlock, ImuBlock
 
-COUNT_KEYS = ("strokes", "reps", "active_s")
-
-
 def feed_recording(rec: Recording, pipeline: Pipeline, block_seconds: float = 10.0, stops: list[float] = ()):
-    """Yields (t, EventBatch) for each block, and (stop, None) at each time in ``stops``."""
-    if block_seconds <= 0:
-        raise ValueError("block_seconds must be positive")
+    """Yields (t, EventBatch) for each block, and (stop, None) at each time in ``stops``.
+
+    Blocks hold the samples before each edge, force first; edges step by
+    ``block_seconds`` and jump over stretches with no data at all.
+    """
+    if not (block_seconds > 0 and math.isfinite(block_seconds)):
+        raise InputError(f"block seconds must be a positive number, got {block_seconds}")
     if rec.force_t is None:
         pipeline.set_force_absent(True)
-    if rec.gyro is None and len(rec.imu_t) == 0:
-        pipeline.set_imu_absent(True)
-    t0 = float(rec.imu_t[0]) if len(rec.imu_t) else 0.0
-    if rec.force_t is not None and len(rec.force_t):
-        t0 = min(t0, float(rec.force_t[0]))
-    t_last = float(rec.imu_t[-1]) if len(rec.imu_t) else t0
-    if rec.force_t is not None and len(rec.force_t):
-        t_last = max(t_last, float(rec.force_t[-1]))
-    edges = sorted(set(np.arange(t0, t_last + block_seconds, block_seconds).tolist()) | set(stops))
-    imu_i = force_i = 0
-    for edge in edges:
-        batch = EventBatch()
+    streams = _Streams(rec, pipeline)
+    pending_stops = sorted(stops)
+    t0 = streams.next_time()
+    k = 1
+    while streams.next_time() < math.inf:
+        edge = t0 + k * block_seconds
+        while pending_stops and pending_stops[0] <= edge:
+            stop = pending_stops.pop(0)
+            yield stop, streams.feed_before(stop)
+            yield stop, None
+        yield edge, streams.feed_before(edge)
+        # skip the edges of a long silence in one go
+        k = max(k + 1, math.ceil((streams.next_time() - t0) / block_seconds) if streams.next_time() < math.inf else k + 1)
+    for stop in pending_stops:
+        yield stop, None
+    yield streams.last_t, pipeline.finish()
+
+
+class _Streams:
+    """The recording's two streams, fed to the pipeline in time order."""
+
+    def __init__(self, rec: Recording, pipeline: Pipeline):
+        self.rec, self.pipeline = rec, pipeline
+        self.imu_i = self.force_i = 0
+        self.last_t = max(float(rec.imu_t[-1]), float(rec.force_t[-1]) if rec.force_t is not None else -math.inf)
+
+    def next_time(self) -> float:
+        rec = self.rec
+        times = [rec.imu_t[self.imu_i]] if self.imu_i < len(rec.imu_t) else []
+        if rec.force_t is not None and self.force_i < len(rec.force_t):
+            times.append(rec.force_t[self.force_i])
+        return float(min(times)) if times else math.inf
+
+    def feed_before(self, edge: float) -> EventBatch:
+        rec, batch = self.rec, EventBatch()
         if rec.force_t is not None:
             j = int(np.searchsorted(rec.force_t, edge, side="left"))
-            if j > force_i:
-                batch.extend(pipeline.feed_force(ForceBlock(rec.force_t[force_i:j], rec.force[force_i:j])))
-                force_i = j
+            if j > self.force_i:
+                batch.extend(self.pipeline.feed_force(ForceBlock(rec.force_t[self.force_i:j], rec.force[self.force_i:j])))
+                self.force_i = j
         j = int(np.searchsorted(rec.imu_t, edge, side="left"))
-        if j > imu_i:
-            gyro = rec.gyro[imu_i:j] if rec.gyro is not None else None
-            batch.extend(pipeline.feed_imu(ImuBlock(rec.imu_t[imu_i:j], rec.accel[imu_i:j], gyro)))
-            imu_i = j
-        yield edge, batch
-        if edge in stops:
-            yield edge, None
-    yield t_last, pipeline.finish()
+        if j > self.imu_i:
+            gyro = rec.gyro[self.imu_i:j] if rec.gyro is not None else None
+            batch.extend(self.pipeline.feed_imu(ImuBlock(rec.imu_t[self.imu_i:j], rec.accel[self.imu_i:j], gyro)))
+            self.imu_i = j
+        return batch
 
 
 @dataclass

@@ -164,10 +164,11 @@ def _clean(value: Any) -> Any:
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the schema migrated (read-only connections never write)."""
+    if readonly and not path.exists():
+        # nothing to read there: most often the wrong --data-dir
+        raise InputError(f"no session log at {path}", "run a session first, or pass the right --data-dir")
     try:
         if readonly:
-            if not path.exists():
-                raise StoreError(f"no session log at {path}", "run a session first, or pass --data-dir")
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -144,7 +144,9 @@ class Pipeline:
             if moved is not None:
                 # the roller slid somewhere on its own: a new trigger point (the rep
                 # counter sees the squeeze ease and return, and follows it by itself)
-                batch.repositions.append(RepositionEvent(t=moved.end, distance_cm=math.nan))
+                # dated when known (the slide ended up to MAX_GAP_S earlier), like every
+                # other event, so the engine sees the same order whatever the block sizes
+                batch.repositions.append(RepositionEvent(t=t, distance_cm=math.nan))
         rolling = t - self.strokes.last_stroke_t < ROLLING_HOLD_S
         state = self.states.update(t, rolling, motion.still, force, motion.flipped)
         if state is not None:

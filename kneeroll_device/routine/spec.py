@@ -107,7 +107,9 @@ def _read_routine_text(name_or_path: str) -> tuple[str, str]:
         return file.read_text(), f"built-in routine {name_or_path}"
     path = Path(name_or_path).expanduser()
     try:
-        return path.read_text(), str(path)
+        return path.read_text(encoding="utf-8"), str(path)
+    except UnicodeDecodeError:
+        raise RoutineError(f"routine file {path} is not a text file", "give a routine TOML file") from None
     except FileNotFoundError:
         raise RoutineError(
             f"routine {name_or_path} is neither a built-in routine nor a file",

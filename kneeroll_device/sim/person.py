@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..routine.spec import Routine, Step
+from ..scenarios import PERSON_SCENARIOS
 
 FS = 400.0  # Hz: the script's time base, finer than any IMU rate we emulate
 
-SCENARIOS = ("normal", "heavy-tendon", "skip", "idle", "sensor-fault")
+SCENARIOS = PERSON_SCENARIOS
 
 
 @dataclass(frozen=True)

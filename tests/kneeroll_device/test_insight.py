@@ -28,7 +28,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "session-log.md"
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:  # argparse's own usage errors
+            code = exit_.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -185,9 +188,9 @@ def test_bad_input_is_exit_2_with_the_fix(data_dir, argv, message, fix):
     assert code == 2 and message in err and fix in err
 
 
-def test_no_log_is_exit_1(tmp_path):
+def test_no_log_is_bad_input_naming_the_data_dir(tmp_path):
     code, _, err = run("history", "--data-dir", str(tmp_path / "none"))
-    assert code == 1 and "no session log" in err
+    assert code == 2 and "no session log" in err and "--data-dir" in err
 
 
 def documented_columns(title: str) -> list[str]:

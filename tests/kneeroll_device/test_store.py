@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from kneeroll_device.errors import InputError
+
 from kneeroll_device import store
 from kneeroll_device.cli import main
 from kneeroll_device.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SessionLog, _Op
@@ -389,5 +391,6 @@ def test_sessions_today_counts_completed_sessions_not_demos(tmp_path):
 
 
 def test_no_log_is_a_clear_error(tmp_path):
-    with pytest.raises(store.StoreError, match="no session log"):
+    # most often the wrong --data-dir: bad input (exit 2), with the fix in the message
+    with pytest.raises(InputError, match="no session log.*--data-dir"):
         store.open_log(tmp_path / "missing")

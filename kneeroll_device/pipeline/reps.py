@@ -82,8 +82,11 @@ class RepCounter:
             return None
         if not self.active:
             self._follow_level(force, steady)
-            # a rep rises from a held squeeze: not from taking hold of the handles
-            self._settled = self._settled or self._steady >= self.SETTLE_FRAMES
+            # a rep rises from a held squeeze: not from taking hold of the handles, so the
+            # level is where the squeeze settled, not where a lagging average had got to
+            if not self._settled and self._steady >= self.SETTLE_FRAMES:
+                self._settled = True
+                self.level = force
             if self._settled and rising and force - self.level > max(self.ON_N, self.ON_RATIO * self.level):
                 self._begin(t, force, self.level)
             return None

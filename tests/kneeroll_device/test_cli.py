@@ -22,7 +22,7 @@ def kneeroll(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("demo")
-    done = kneeroll("demo", "--json", "--seed", str(SEED), "--speed", "25", "--data-dir", str(data_dir))
+    done = kneeroll("demo", "--json", "--seed", str(SEED), "--speed", "20", "--data-dir", str(data_dir))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), data_dir
 

@@ -18,7 +18,7 @@ def outcomes(tmp_path_factory):
         data_dir = tmp_path_factory.mktemp(name)
         runs[name] = subprocess.Popen(
             [sys.executable, "-m", "kneeroll_device.cli", "demo", "--json", "--scenario", name, "--seed", "2",
-             "--speed", "25", "--data-dir", str(data_dir)],
+             "--speed", "20", "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     documents = {}
     for name, run in runs.items():

@@ -42,8 +42,8 @@ from .store import SessionLog
 log = logging.getLogger(__name__)
 
 STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent ...
-STALE_REAL_S = 0.15  # ... and this long in real seconds (the demo's fast clock must not
-                     # turn a thread's scheduling hiccup into a sensor fault)
+STALE_REAL_S = 0.2  # ... and this long in real seconds (the demo's fast clock must not
+                    # turn a busy machine's scheduling hiccup into a sensor fault)
 POLL_S = 0.05  # how often the readers poll their device (clock seconds)
 QUEUE_BLOCKS = 400
 ACTION_CUES = {

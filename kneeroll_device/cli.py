@@ -9,78 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import math
 import sys
 from pathlib import Path
 
+from .cliutil import PROG, Parser, add_common_options, fmt, json_out, load_for, number_in
 from .errors import InputError, KneerollError
 from .scenarios import DEMO_ONLY_SCENARIOS, PERSON_SCENARIOS
 
-PROG = "kneeroll"
-
-
-def number_in(low: float, high: float):
-    """An argparse type: a finite number from low to high, or a one-line usage error."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{text} is not a number from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-def whole_in(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not from {low} to {high}")
-        return value
-
-    return parse
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage in one line, with the way to more help."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-        raise SystemExit(2)
-
-
-def _json_out(document) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _load(args):
-    from .config import load_config
-
-    config = load_config(getattr(args, "config", None))
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["storage"] = {"data_dir": str(args.data_dir)}
-    if getattr(args, "leg", None):
-        overrides["routine"] = {"leg": args.leg}
-    if getattr(args, "routine", None):
-        overrides.setdefault("routine", {})["file"] = str(args.routine)
-    return config.replace(**overrides) if overrides else config
 
 
 def _routine(config):
@@ -97,7 +33,7 @@ def cmd_demo(args) -> int:
     from .replay import step_json
     from .sim.world import simulate_session
 
-    config = _load(args)
+    config = load_for(args)
     routine = _routine(config)
     person_scenario = "normal" if args.scenario in DEMO_ONLY_SCENARIOS else args.scenario
     legs = 2 if config.routine.leg == "both" else 1
@@ -132,19 +68,13 @@ def cmd_demo(args) -> int:
         "cues": daemon.cue_log,
     }
     if args.json:
-        _json_out(document)
+        json_out(document)
     else:
         _print_step_table(steps)
         print(f"log: {daemon.store.path} (session {document['session_id']})")
         if document["recording"]:
             print(f"recording: {document['recording']}")
     return 0 if result is not None else 1
-
-
-def _fmt(value, digits=0) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def _print_step_table(steps: list[dict]) -> None:
@@ -157,9 +87,9 @@ def _print_step_table(steps: list[dict]) -> None:
         result = "done" if s["completed"] else ("skipped" if s["skipped"] else "-")
         strokes = f"{s['strokes']}" + (f"/{truth['strokes']}" if truth else "")
         reps = f"{s['reps']}" + (f"/{truth['reps']}" if truth else "")
-        active = _fmt(s["active_s"], 1) + (f"/{_fmt(truth.get('active_s'), 1)}" if truth else "")
-        kpa = f"{_fmt(s['mean_kpa'])}/{_fmt(s['peak_kpa'])}"
-        newtons = f"{_fmt(s['mean_force_n'])}/{_fmt(s['peak_force_n'])}"
+        active = fmt(s["active_s"], 1) + (f"/{fmt(truth.get('active_s'), 1)}" if truth else "")
+        kpa = f"{fmt(s['mean_kpa'])}/{fmt(s['peak_kpa'])}"
+        newtons = f"{fmt(s['mean_force_n'])}/{fmt(s['peak_force_n'])}"
         print(f"{s['index']:>2} {s['name'][:26]:<26} {target:<12} {result:<9} {strokes:>9} {reps:>7} {active:>10} {kpa:>14} {newtons:>12}")
     if any(s.get("truth") for s in steps):
         print("(counts shown as measured/true: the simulated person's ground truth)")
@@ -177,7 +107,7 @@ def cmd_run(args) -> int:
     from firmware_bridge.link import ForceLink
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = _load(args)
+    config = load_for(args)
     routine = _routine(config)
     clock = SystemClock()
     data_dir = config.storage.data_dir
@@ -205,7 +135,7 @@ def cmd_simulate(args) -> int:
     from .demo import emulated_quantiser
     from .sim.world import simulate_session, write_recording
 
-    config = _load(args)
+    config = load_for(args)
     routine = _routine(config)
     session = simulate_session(routine, seed=args.seed, scenario=args.scenario)
     # the values as the emulated devices would deliver them, so a replay matches the demo
@@ -213,7 +143,7 @@ def cmd_simulate(args) -> int:
                           force_rate_hz=config.force.sample_rate_hz, gzip=args.gzip,
                           quantise=emulated_quantiser(config))
     if args.json:
-        _json_out({"out": str(out), "duration_s": round(session.duration, 2), "truth": session.truth()})
+        json_out({"out": str(out), "duration_s": round(session.duration, 2), "truth": session.truth()})
     else:
         total = session.truth()["steps"]
         print(f"wrote {out}: {session.duration:.0f} s, {len(total)} steps, "
@@ -227,14 +157,14 @@ def cmd_replay(args) -> int:
     from .replay import replay_recording
     from .routine.engine import EngineSettings
 
-    config = _load(args)
+    config = load_for(args)
     routine = _routine(config)
     rec = read_recording(args.path)
     result = replay_recording(rec, routine, leg=config.routine.leg, settings=EngineSettings.from_config(config),
                               contact=ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
     document = result.as_json()
     if args.json:
-        _json_out(document)
+        json_out(document)
     else:
         _print_step_table(document["steps"])
         print(f"outcome: {document['outcome']}")
@@ -246,11 +176,11 @@ def cmd_analyze(args) -> int:
     from .recording import read_recording
     from .replay import analyze_recording
 
-    config = _load(args)
+    config = load_for(args)
     rec = read_recording(args.path)
     result = analyze_recording(rec, ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
     if args.json:
-        _json_out({k: result[k] for k in ("duration_s", "strokes", "reps", "segments", "pressure")})
+        json_out({k: result[k] for k in ("duration_s", "strokes", "reps", "segments", "pressure")})
         return 0
     print(f"{args.path}: {result['duration_s']:.1f} s, {result['strokes']} strokes, {result['reps']} reps")
     if result["pressure"]:
@@ -266,10 +196,10 @@ def cmd_analyze(args) -> int:
 def cmd_config_show(args) -> int:
     import tomli_w
 
-    config = _load(args)
+    config = load_for(args)
     document = config.as_dict()
     if args.json:
-        _json_out(document)
+        json_out(document)
     else:
         sys.stdout.write(f"# effective config ({config.source})\n" + tomli_w.dumps(document))
     return 0
@@ -279,7 +209,7 @@ def cmd_cues(args) -> int:
     from .clock import SystemClock
     from .cues import CUE_NAMES, CuePlayer, mock_pin_factory
 
-    config = _load(args)
+    config = load_for(args)
     if not args.preview:
         for name in CUE_NAMES:
             print(name)
@@ -295,15 +225,6 @@ def cmd_cues(args) -> int:
 
 
 # --- the parser ---------------------------------------------------------------------------------
-
-
-def _common(parser, *, config=True, data_dir=False, json_flag=False) -> None:
-    if config:
-        parser.add_argument("--config", metavar="FILE", help="config file (default: the built-in defaults, or $KNEEROLL_CONFIG)")
-    if data_dir:
-        parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where the session log lives (overrides the config)")
-    if json_flag:
-        parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,11 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cues", action="store_true", help="print each cue as it plays")
     demo.add_argument("--leg", choices=("left", "right", "both"), help="which leg, or both in a row (overrides the config)")
     demo.add_argument("--routine", metavar="FILE", help="a routine file or built-in name (overrides the config)")
-    _common(demo, data_dir=True, json_flag=True)
+    add_common_options(demo, data_dir=True, json_flag=True)
     demo.set_defaults(func=cmd_demo)
 
     run = commands.add_parser("run", help="the daemon on the configured hardware (what the service runs)")
-    _common(run, data_dir=True)
+    add_common_options(run, data_dir=True)
     run.add_argument("--routine", metavar="FILE", help="a routine file or built-in name (overrides the config)")
     run.add_argument("--leg", choices=("left", "right", "both"), help="which leg (overrides the config)")
     run.set_defaults(func=cmd_run)
@@ -339,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--scenario", choices=PERSON_SCENARIOS, default="normal")
     simulate.add_argument("--gzip", action="store_true", help="write .csv.gz")
-    _common(simulate, json_flag=True)
+    add_common_options(simulate, json_flag=True)
     simulate.set_defaults(func=cmd_simulate)
 
     replay = commands.add_parser("replay", help="run the pipeline and the routine engine over a recording")
@@ -347,27 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--block-seconds", type=number_in(0.01, 3600), default=10.0, metavar="S")
     replay.add_argument("--routine", metavar="FILE", help="a routine file or built-in name")
     replay.add_argument("--leg", choices=("left", "right", "both"))
-    _common(replay, json_flag=True)
+    add_common_options(replay, json_flag=True)
     replay.set_defaults(func=cmd_replay)
 
     analyze = commands.add_parser("analyze", help="count strokes and reps in a recording or an IMU CSV")
     analyze.add_argument("path", metavar="PATH", help="a recording folder or an IMU CSV (t,ax,ay,az[,gx,gy,gz])")
     analyze.add_argument("--block-seconds", type=number_in(0.01, 3600), default=10.0, metavar="S",
                          help="seconds fed to the pipeline at a time (the result does not depend on it)")
-    _common(analyze, json_flag=True)
+    add_common_options(analyze, json_flag=True)
     analyze.set_defaults(func=cmd_analyze)
 
     config = commands.add_parser("config", help="the configuration")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=Parser)
     config_commands.required = True
     show_config = config_commands.add_parser("show", help="print the effective config")
-    _common(show_config, json_flag=True)
+    add_common_options(show_config, json_flag=True)
     show_config.set_defaults(func=cmd_config_show)
 
     cues = commands.add_parser("cues", help="list the cues, or play each one")
     cues.add_argument("--preview", action="store_true", help="play every cue in turn")
     cues.add_argument("--real-pins", action="store_true", help="on a Pi: use the real pins, not mock ones")
-    _common(cues)
+    add_common_options(cues)
     cues.set_defaults(func=cmd_cues)
 
     calibrate = commands.add_parser("calibrate", help="calibrate the IMU or the force sensor")

@@ -15,7 +15,6 @@ restart systemd will give), or while the force link is declared degraded.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import shutil

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
-from .cli import _common, _fmt, _json_out, _load, whole_in
+from .cliutil import add_common_options, fmt, json_out, load_for, whole_in
 from .errors import InputError, KneerollError
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -121,13 +121,13 @@ def _rows_for_days(db, days: int, now: datetime, tz) -> list[dict]:
 
 
 def cmd_history(args) -> int:
-    config = _load(args)
+    config = load_for(args)
     routine, per_day, programme_days = _programme(config)
     with _open(config) as db:
         document = history_document(db, days=args.days, routine=routine, per_day=per_day,
                                     programme_days=programme_days, include_demo=args.include_demo)
     if args.json:
-        _json_out(document)
+        json_out(document)
         return 0
     rows = document["sessions"]
     if not rows:
@@ -136,7 +136,7 @@ def cmd_history(args) -> int:
         print(f"{'id':>5}  {'date':<10} {'time':<5}  {'leg':<5}  {'source':<6}  {'outcome':<11} {'steps':>5} "
               f"{'length':>6} {'strokes':>7} {'reps':>5}  {'kPa mean/peak':>13}")
         for r in rows:
-            kpa = f"{_fmt(r['mean_kpa'])}/{_fmt(r['peak_kpa'])}"
+            kpa = f"{fmt(r['mean_kpa'])}/{fmt(r['peak_kpa'])}"
             print(f"{r['id']:>5}  {r['date']:<10} {r['time']:<5}  {r['leg']:<5}  {r['source']:<6}  "
                   f"{r['outcome'].replace('_', ' '):<11} {r['steps_done']:>2}/{r['steps_total']:<2} "
                   f"{_duration(r['duration_s']):>6} {r['strokes']:>7} {r['reps']:>5}  {kpa:>13}")
@@ -211,11 +211,11 @@ def _event_json(e: dict) -> dict:
 def cmd_show(args) -> int:
     from .store import resolve_session
 
-    config = _load(args)
+    config = load_for(args)
     with _open(config) as db:
         document = show_document(db, resolve_session(db, args.session))
     if args.json:
-        _json_out(document)
+        json_out(document)
         return 0
     s = document["session"]
     print(f"session {s['id']}: {s['date']} {s['time']}, {s['leg']} leg, {s['source']}, {s['outcome'].replace('_', ' ')}, "
@@ -224,7 +224,7 @@ def cmd_show(args) -> int:
         print(f" {'#':>2}  {'step':<28} {'target':<26} {'achieved':<32} {'result':<8} {'kPa mean/peak':>13} "
               f"{'limit':>5} {'over':>6} {'warn':>4}")
     for st in document["steps"]:
-        kpa = f"{_fmt(st['mean_kpa'])}/{_fmt(st['peak_kpa'])}"
+        kpa = f"{fmt(st['mean_kpa'])}/{fmt(st['peak_kpa'])}"
         print(f" {st['position']:>2}  {st['name'][:28]:<28} {st['target'][:26]:<26} {st['achieved'][:32]:<32} "
               f"{st['state'].replace('_', ' '):<8} {kpa:>13} {st['pressure_limit_kpa']:>5.0f} "
               f"{st['time_over_limit_s']:>5.1f}s {st['warnings']:>4}")
@@ -233,7 +233,7 @@ def cmd_show(args) -> int:
         print(f" ({missing} step{'s' if missing != 1 else ''} not reached)")
     for w in document["warnings"]:
         limit = f" (limit {w['limit_kpa']:g})" if w["limit_kpa"] is not None else ""
-        print(f"  ! {_duration(w['t'])} step {w['step']}: {_fmt(w['kpa'])} kPa{limit}")
+        print(f"  ! {_duration(w['t'])} step {w['step']}: {fmt(w['kpa'])} kPa{limit}")
     for f in document["faults"]:
         detail = f["detail"] if isinstance(f["detail"], dict) else {}
         text = ", ".join(f"{k} {v}" for k, v in detail.items() if v not in (None, ""))
@@ -410,11 +410,11 @@ def _create(path: Path, newline: str | None = None):
 
 def cmd_export(args) -> int:
     since = parse_since(args.since)
-    config = _load(args)
+    config = load_for(args)
     with _open(config) as db:
         document = write_export(db, Path(args.out), args.format, since, pressure=args.pressure)
     if args.json:
-        _json_out(document)
+        json_out(document)
     else:
         rows = document["rows"]
         print(f"wrote {document['out']} ({document['layout']}): " + ", ".join(f"{n} {name}" for name, n in rows.items()))
@@ -430,7 +430,7 @@ def cmd_plot(args) -> int:
 
     out = _plot_out(args.out)
     plots.require_matplotlib()
-    config = _load(args)
+    config = load_for(args)
     with _open(config) as db:
         session_id = resolve_session(db, args.session)
         document = show_document(db, session_id)
@@ -441,7 +441,7 @@ def cmd_plot(args) -> int:
               "strokes": sum(1 for e in events if e["kind"] == "stroke"),
               "reps": sum(1 for e in events if e["kind"] == "rep"), "pressure_seconds": len(pressure)}
     if args.json:
-        _json_out(result)
+        json_out(result)
     else:
         print(f"wrote {out}")
     return 0
@@ -506,7 +506,7 @@ def cmd_report(args) -> int:
 
     out = _plot_out(args.out)
     plots.require_matplotlib()
-    config = _load(args)
+    config = load_for(args)
     routine, per_day, programme_days = _programme(config)
     with _open(config) as db:
         document = report_document(db, days=args.days, routine=routine, per_day=per_day, programme_days=programme_days,
@@ -514,7 +514,7 @@ def cmd_report(args) -> int:
     plots.plot_report(out, document)
     document = {"out": str(out), **document}
     if args.json:
-        _json_out(document)
+        json_out(document)
     else:
         print(f"wrote {out}: {document['days_meeting_target']} of {document['days']} days with {per_day} sessions")
     return 0
@@ -527,12 +527,12 @@ def register(commands) -> None:
     history = commands.add_parser("history", help="the logged sessions, and the programme's progress")
     history.add_argument("--days", type=whole_in(1, 36500), metavar="N", help="only the last N days (today included)")
     history.add_argument("--include-demo", action="store_true", help="count demo sessions towards the progress")
-    _common(history, data_dir=True, json_flag=True)
+    add_common_options(history, data_dir=True, json_flag=True)
     history.set_defaults(func=cmd_history)
 
     show = commands.add_parser("show", help="one session, step by step: target against achieved")
     show.add_argument("session", metavar="SESSION", help="a session id, or last")
-    _common(show, data_dir=True, json_flag=True)
+    add_common_options(show, data_dir=True, json_flag=True)
     show.set_defaults(func=cmd_show)
 
     export = commands.add_parser("export", help="sessions, steps and events (and per-second pressure) as CSV or JSON")
@@ -542,13 +542,13 @@ def register(commands) -> None:
                         help="csv: a folder, or a file ending in .zip; json: a file")
     export.add_argument("--pressure", action="store_true",
                         help="add the per-second pressure rows (about 330 a session: a larger, slower export)")
-    _common(export, data_dir=True, json_flag=True)
+    add_common_options(export, data_dir=True, json_flag=True)
     export.set_defaults(func=cmd_export)
 
     plot = commands.add_parser("plot", help="one session's pressure, steps, strokes and reps as an image")
     plot.add_argument("session", metavar="SESSION", help="a session id, or last")
     plot.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="the image to write")
-    _common(plot, data_dir=True, json_flag=True)
+    add_common_options(plot, data_dir=True, json_flag=True)
     plot.set_defaults(func=cmd_plot)
 
     report = commands.add_parser("report", help="adherence calendar and per-step trends as an image")
@@ -556,5 +556,5 @@ def register(commands) -> None:
                         help=f"the last N days (default {DEFAULT_REPORT_DAYS})")
     report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="the image to write")
     report.add_argument("--include-demo", action="store_true", help="count demo sessions too")
-    _common(report, data_dir=True, json_flag=True)
+    add_common_options(report, data_dir=True, json_flag=True)
     report.set_defaults(func=cmd_report)

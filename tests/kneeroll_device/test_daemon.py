@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+
+from kneeroll_device.daemon import Recorder, prune_recordings
+from kneeroll_device.samples import ForceBlock, ImuBlock
 
 SPEED = 5.0
 FAULT_AT, FAULT_S = 8.0, 5.0  # demo seconds: the IMU leaves the bus at 8 s for 5 s
@@ -69,3 +73,49 @@ def test_ready_then_watchdog_only_while_imu_samples_flow_then_stopping(tmp_path,
     assert max(gaps) > FAULT_S - 2.5, pings
     assert any(p > FAULT_AT + FAULT_S for p in pings)  # and pings resume once samples flow again
     assert time.monotonic() - started < 60
+
+
+# --- the raw-sample buffer and the recordings folder ----------------------------------------
+
+
+def imu_block(t0: float, seconds: float = 1.0) -> ImuBlock:
+    t = t0 + np.arange(0, seconds, 0.01)
+    return ImuBlock(t, np.tile([0.0, 0.0, 1.0], (len(t), 1)), np.zeros((len(t), 3)))
+
+
+def test_between_sessions_only_a_short_lead_is_kept():
+    recorder = Recorder(lead_s=30.0)
+    for second in range(600):  # ten idle minutes
+        recorder.add_imu(imu_block(float(second)))
+    kept = sum(len(b) for b in recorder.imu)
+    assert kept <= 32 * 100  # about the last 30 s, not 10 minutes
+
+
+def test_a_session_keeps_everything_from_a_whole_second_before_it(tmp_path):
+    recorder = Recorder(lead_s=30.0)
+    for second in range(40):
+        recorder.add_imu(imu_block(second + 0.37))
+        recorder.add_force(ForceBlock(second + 0.37 + np.arange(0, 1, 1 / 80), np.full(80, 5.0)))
+    start = recorder.start()
+    assert start == float(int(start)) and start <= recorder.imu[0].t[0]
+    for second in range(40, 100):
+        recorder.add_imu(imu_block(second + 0.37))
+    snapshot = recorder.take(start)
+    assert snapshot.imu[-1].t[-1] > 99 and not recorder.in_session
+    folder = snapshot.write(tmp_path / "rec", {"session_id": 1})
+    assert (folder / "imu.csv.gz").exists() and (folder / "force.csv.gz").exists()
+
+
+def test_old_recordings_are_pruned_by_age_and_size(tmp_path):
+    folder = tmp_path / "recordings"
+    for n, age_days in ((1, 40), (2, 10), (3, 0)):
+        session = folder / f"session-{n:05d}"
+        session.mkdir(parents=True)
+        (session / "imu.csv.gz").write_bytes(b"x" * 400_000)
+        stamp = time.time() - age_days * 86400
+        os.utime(session, (stamp, stamp))
+    removed = prune_recordings(folder, max_days=30, max_mb=1)
+    assert [p.name for p in removed] == ["session-00001"]  # too old; the rest fits in 1 MB
+    removed = prune_recordings(folder, max_days=30, max_mb=0.5)
+    assert [p.name for p in removed] == ["session-00002"]  # too big now; the newest is always kept
+    assert (folder / "session-00003").exists()

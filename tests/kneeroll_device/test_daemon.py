@@ -1,4 +1,4 @@
-"""The daemon under systemd's eyes: a fake NOTIFY_SOCKET on a real datagram socket."""
+"""The daemon: under systemd's eyes (a fake NOTIFY_SOCKET on a real datagram socket), and its raw-sample buffer."""
 
 from __future__ import annotations
 

@@ -127,7 +127,8 @@ class Pipeline:
         t = frame.t
         motion = self.motion
         if frame.accel is not None:
-            motion.update(frame.accel, frame.gyro)
+            loaded = frame.force == frame.force and frame.force - self.zero.offset >= GRIP_N
+            motion.update(frame.accel, frame.gyro, loaded)
         force = self.zero.apply(frame.force, motion.still_frames)
         rep = self.reps.update(t, force, rolling=self.strokes.rolling_now(t))
         if rep is not None:

@@ -46,7 +46,8 @@ class MotionTracker:
     def still(self) -> bool:
         return self.still_frames >= self.STILL_FRAMES
 
-    def update(self, accel: tuple, gyro: tuple | None) -> None:
+    def update(self, accel: tuple, gyro: tuple | None, loaded: bool = False) -> None:
+        """One frame. ``loaded``: the roller is squeezed onto the leg (from the force)."""
         g = self.gravity
         if g is None:
             self.gravity = list(accel)
@@ -59,7 +60,9 @@ class MotionTracker:
             g[2] += a * (accel[2] - g[2])
         self._update_stillness(accel, gyro)
         if self.still:
-            if gyro is not None:
+            # slow, short strokes can look still; a roller squeezed onto the leg may be
+            # rolling, so the gyro's bias is only learnt while it rests unloaded
+            if gyro is not None and (not loaded or not self.bias_known):
                 self._learn_bias(gyro)
             if self.reference is None:
                 self.reference = list(self.gravity)

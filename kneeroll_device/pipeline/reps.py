@@ -16,6 +16,8 @@ or taking hold of the handles), which becomes the new holding level.
 
 from __future__ import annotations
 
+from collections import deque
+
 from ..samples import RepEvent
 from .motion import ema_alpha
 
@@ -26,7 +28,8 @@ class RepCounter:
     MIN_RISE_N = 8.0
     MIN_RISE_RATIO = 0.10  # of the holding level: rolling sways the force by less
     REPORT_DROP = 0.35  # reported once the force fell this share of the rise from its peak
-    STEADY_N = 2.0  # frame-to-frame change that counts as a plateau
+    STEADY_N = 2.0  # spread of the force over STEADY_FRAMES that counts as a plateau
+    STEADY_FRAMES = 3
     SETTLE_FRAMES = 4  # a plateau this long sets the level
     MAX_TOP_S = 4.0  # a rise that stays up this long is a new level, not a rep
     GRIP_N = 12.0
@@ -46,6 +49,7 @@ class RepCounter:
         self._top_since = 0.0
         self._plateau_level: float | None = None
         self._previous: float | None = None
+        self._recent: deque[float] = deque(maxlen=self.STEADY_FRAMES)
         self._steady = 0
         self._settled = False
         self.started_t = 0.0  # when the newest reported rep began
@@ -74,7 +78,11 @@ class RepCounter:
         if force != force:  # NaN: no force data
             return None
         previous, self._previous = self._previous, force
-        steady = previous is not None and abs(force - previous) < self.STEADY_N
+        recent = self._recent
+        recent.append(force)
+        # steady over the last few frames, not just since the last one: a slow rep
+        # rises a newton or two a frame, and must not be taken for a plateau
+        steady = len(recent) == recent.maxlen and max(recent) - min(recent) < self.STEADY_N
         self._steady = self._steady + 1 if steady else 0
         rising = previous is not None and force > previous
         if self.level is None or force < self.GRIP_N or rolling:

@@ -47,9 +47,8 @@ from typing import Callable
 import numpy as np
 
 from ..routine.spec import Routine, load_routine
-from . import world
-from .person import FS, Habits, write_script
-from .world import SimulatedSession, _angular_rate, _rot_x, _rot_y, _rot_z, random_rotation
+from .person import Habits, write_script
+from .world import Sensors, SimulatedSession, sense
 
 # MPU-6050 datasheet limits (product specification rev 3.4, tables 6.1 and 6.2)
 ZERO_G_OFFSET_G = 0.050
@@ -57,20 +56,6 @@ ZERO_RATE_OFFSET_DPS = 20.0
 # zero-rate offset over temperature: +/-20 dps across -40..85 C, about 0.16 dps/C;
 # a pod warmed 5-10 C by the hand over a session drifts by about a degree per second
 GYRO_WARMUP_DRIFT_DPS = 1.5
-
-
-@dataclass(frozen=True)
-class Sensors:
-    """Overrides of the thigh and the pod that world.simulate_session draws; None keeps the draw."""
-
-    curvature_rad_per_m: tuple[float, float] | None = None  # range of |curvature|; its sign stays drawn
-    mount: str = "random"  # "random" as world draws it, or "cube": a cube orientation tilted up to 45 degrees
-    accel_bias_g: float | None = None  # each axis at +/- this (the datasheet's corner), signs drawn
-    gyro_bias_dps: float | None = None
-    gyro_drift_dps: float = 0.0  # zero-rate offset wandering this far over the session (warm-up)
-    force_zero_drift_n: float | None = None  # the load cell's zero moves by half to all of this over the session
-    force_creep_share: float = 0.0  # a sustained load reads this much higher after ...
-    force_creep_tau_s: float = 30.0  # ... about this long (creep), recovering when unloaded
 
 
 @dataclass(frozen=True)
@@ -141,89 +126,4 @@ def simulate_case(case: Case | str, seed: int = 1, routine: Routine | None = Non
     case = CASES[case] if isinstance(case, str) else case
     routine = routine or load_routine("runners-knee")
     script = write_script(routine, seed=seed, habits=case_habits(case, seed))
-    return _sense(script, seed, routine.id, case.sensors, scenario=case.name)
-
-
-def _cube_mount(rng: np.random.Generator) -> np.ndarray:
-    """One of the 24 ways to put a box square on a face, then tilted up to 45 degrees about a random axis."""
-    faces = []
-    for perm in ((0, 1, 2), (1, 2, 0), (2, 0, 1), (1, 0, 2), (0, 2, 1), (2, 1, 0)):
-        for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1), (-1, 1, 1), (1, -1, 1), (1, 1, -1), (-1, -1, -1)):
-            m = np.zeros((3, 3))
-            m[np.arange(3), perm] = signs
-            if np.linalg.det(m) > 0:
-                faces.append(m)
-    square = faces[int(rng.integers(len(faces)))]
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    angle = np.deg2rad(rng.uniform(0.0, 45.0))
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    tilt = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
-    return square @ tilt
-
-
-def _creep(force: np.ndarray, share: float, tau_s: float) -> np.ndarray:
-    """Reading excess of a creeping load cell: a first-order lag of the load, times ``share``."""
-    step = 20  # the lag is slow: update it at FS/20 and hold between
-    a = 1.0 - np.exp(-step / (tau_s * FS))
-    coarse = force[::step]
-    lagged = np.empty_like(coarse)
-    y = 0.0
-    for i, f in enumerate(coarse.tolist()):
-        y += a * (f - y)
-        lagged[i] = y
-    return share * np.repeat(lagged, step)[: len(force)]
-
-
-def _sense(script, seed: int, routine_id: str, sensors: Sensors, scenario: str) -> SimulatedSession:
-    """world.simulate_session's physics with the overrides of ``sensors`` (same draws, same order)."""
-    rng = np.random.default_rng([seed, 7])
-    extra = np.random.default_rng([seed, 19])
-    n = len(script.s_m)
-    t = np.arange(n) / FS
-    dt = 1.0 / FS
-
-    slope = np.deg2rad(rng.uniform(-5.0, 15.0))
-    curvature = rng.uniform(0.6, 1.6) * rng.choice([-1.0, 1.0])
-    yaw = rng.uniform(-np.pi, np.pi)
-    if sensors.curvature_rad_per_m is not None:
-        curvature = np.sign(curvature) * extra.uniform(*sensors.curvature_rad_per_m)
-    s_mid = float(np.median(script.s_m))
-    pitch = slope + curvature * (script.s_m - s_mid) + script.rep_tilt_rad
-    roll = script.placement_rad + script.twist_rad
-    frame = _rot_z(yaw)[None] @ _rot_y(pitch) @ _rot_x(roll)
-    mount = random_rotation(rng)
-    if sensors.mount == "cube":
-        mount = _cube_mount(extra)
-    pod = frame @ mount
-
-    axis_point = np.stack([script.s_m * np.cos(slope), np.zeros(n), -script.s_m * np.sin(slope)], -1) @ _rot_z(yaw).T
-    position = axis_point + frame @ world.POD_ARM_M
-    accel_world = np.gradient(np.gradient(position, dt, axis=0), dt, axis=0)
-    specific_world = accel_world / world.G + np.array([0.0, 0.0, 1.0])
-    accel = np.einsum("nji,nj->ni", pod, specific_world)
-    gyro = np.rad2deg(_angular_rate(pod, dt))
-
-    accel_bias = rng.uniform(-world.ACCEL_BIAS_G, world.ACCEL_BIAS_G, 3)
-    accel_noise = rng.normal(0, world.ACCEL_NOISE_G, (n, 3))
-    if sensors.accel_bias_g is not None:
-        accel_bias = extra.choice([-1.0, 1.0], 3) * sensors.accel_bias_g
-    accel += accel_bias + accel_noise
-    gyro_bias = rng.uniform(-world.GYRO_BIAS_DPS, world.GYRO_BIAS_DPS, 3)
-    gyro_noise = rng.normal(0, world.GYRO_NOISE_DPS, (n, 3))
-    if sensors.gyro_bias_dps is not None:
-        gyro_bias = extra.choice([-1.0, 1.0], 3) * sensors.gyro_bias_dps
-    gyro += gyro_bias + gyro_noise
-    if sensors.gyro_drift_dps:
-        # warming up: the offset moves along a random direction, quickly at first, then settles
-        direction = extra.normal(size=3)
-        direction /= np.linalg.norm(direction)
-        gyro += sensors.gyro_drift_dps * direction * (1.0 - np.exp(-t / 120.0))[:, None]
-    creep_n = rng.uniform(-world.FORCE_DRIFT_N, world.FORCE_DRIFT_N)
-    if sensors.force_zero_drift_n is not None:
-        creep_n = extra.choice([-1.0, 1.0]) * extra.uniform(0.5, 1.0) * sensors.force_zero_drift_n
-    creep = creep_n * t / max(t[-1], 1.0)
-    force = script.force_n + creep + rng.normal(0, world.FORCE_NOISE_N, n)
-    if sensors.force_creep_share:
-        force = force + _creep(script.force_n, sensors.force_creep_share, sensors.force_creep_tau_s)
-    return SimulatedSession(seed, scenario, routine_id, script, t, accel, gyro, force, script.force_n.copy())
+    return sense(script, seed, routine.id, case.sensors, scenario=case.name)

@@ -111,9 +111,67 @@ class SimulatedSession:
         }
 
 
-def simulate_session(routine: Routine, seed: int = 1, scenario: str = "normal", **script_options) -> SimulatedSession:
+def simulate_session(routine: Routine, seed: int = 1, scenario: str = "normal", sensors: Sensors | None = None,
+                     **script_options) -> SimulatedSession:
     script = write_script(routine, seed=seed, scenario=scenario, **script_options)
-    rng = np.random.default_rng([seed, 7])  # sensor imperfections: independent of the person's habits
+    return sense(script, seed, routine.id, sensors, scenario)
+
+
+@dataclass(frozen=True)
+class Sensors:
+    """Overrides of the thigh and the pod that world.simulate_session draws; None keeps the draw."""
+
+    curvature_rad_per_m: tuple[float, float] | None = None  # range of |curvature|; its sign stays drawn
+    mount: str = "random"  # "random" as world draws it, or "cube": a cube orientation tilted up to 45 degrees
+    accel_bias_g: float | None = None  # each axis at +/- this (the datasheet's corner), signs drawn
+    gyro_bias_dps: float | None = None
+    gyro_drift_dps: float = 0.0  # zero-rate offset wandering this far over the session (warm-up)
+    force_zero_drift_n: float | None = None  # the load cell's zero moves by half to all of this over the session
+    force_creep_share: float = 0.0  # a sustained load reads this much higher after ...
+    force_creep_tau_s: float = 30.0  # ... about this long (creep), recovering when unloaded
+
+
+def _cube_mount(rng: np.random.Generator) -> np.ndarray:
+    """One of the 24 ways to put a box square on a face, then tilted up to 45 degrees about a random axis."""
+    faces = []
+    for perm in ((0, 1, 2), (1, 2, 0), (2, 0, 1), (1, 0, 2), (0, 2, 1), (2, 1, 0)):
+        for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1), (-1, 1, 1), (1, -1, 1), (1, 1, -1), (-1, -1, -1)):
+            m = np.zeros((3, 3))
+            m[np.arange(3), perm] = signs
+            if np.linalg.det(m) > 0:
+                faces.append(m)
+    square = faces[int(rng.integers(len(faces)))]
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = np.deg2rad(rng.uniform(0.0, 45.0))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    tilt = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+    return square @ tilt
+
+
+def _creep(force: np.ndarray, share: float, tau_s: float) -> np.ndarray:
+    """Reading excess of a creeping load cell: a first-order lag of the load, times ``share``."""
+    step = 20  # the lag is slow: update it at FS/20 and hold between
+    a = 1.0 - np.exp(-step / (tau_s * FS))
+    coarse = force[::step]
+    lagged = np.empty_like(coarse)
+    y = 0.0
+    for i, f in enumerate(coarse.tolist()):
+        y += a * (f - y)
+        lagged[i] = y
+    return share * np.repeat(lagged, step)[: len(force)]
+
+
+def sense(script: Script, seed: int, routine_id: str, sensors: Sensors | None = None,
+          scenario: str = "normal") -> SimulatedSession:
+    """The pod's and the load cell's readings of a script; ``sensors`` overrides some of the draws.
+
+    The random draws come in the same order whatever the overrides (which draw from
+    their own generator), so a seed gives the same thigh and pod with or without them.
+    """
+    sensors = sensors or Sensors()
+    rng = np.random.default_rng([seed, 7])
+    extra = np.random.default_rng([seed, 19])
     n = len(script.s_m)
     t = np.arange(n) / FS
     dt = 1.0 / FS
@@ -121,11 +179,15 @@ def simulate_session(routine: Routine, seed: int = 1, scenario: str = "normal", 
     slope = np.deg2rad(rng.uniform(-5.0, 15.0))
     curvature = rng.uniform(0.6, 1.6) * rng.choice([-1.0, 1.0])
     yaw = rng.uniform(-np.pi, np.pi)
+    if sensors.curvature_rad_per_m is not None:
+        curvature = np.sign(curvature) * extra.uniform(*sensors.curvature_rad_per_m)
     s_mid = float(np.median(script.s_m))
     pitch = slope + curvature * (script.s_m - s_mid) + script.rep_tilt_rad
     roll = script.placement_rad + script.twist_rad
-    frame = _rot_z(yaw)[None] @ _rot_y(pitch) @ _rot_x(roll)  # world from roller frame
-    mount = random_rotation(rng)  # roller frame from pod
+    frame = _rot_z(yaw)[None] @ _rot_y(pitch) @ _rot_x(roll)
+    mount = random_rotation(rng)
+    if sensors.mount == "cube":
+        mount = _cube_mount(extra)
     pod = frame @ mount
 
     axis_point = np.stack([script.s_m * np.cos(slope), np.zeros(n), -script.s_m * np.sin(slope)], -1) @ _rot_z(yaw).T
@@ -135,11 +197,29 @@ def simulate_session(routine: Routine, seed: int = 1, scenario: str = "normal", 
     accel = np.einsum("nji,nj->ni", pod, specific_world)
     gyro = np.rad2deg(_angular_rate(pod, dt))
 
-    accel += rng.uniform(-ACCEL_BIAS_G, ACCEL_BIAS_G, 3) + rng.normal(0, ACCEL_NOISE_G, (n, 3))
-    gyro += rng.uniform(-GYRO_BIAS_DPS, GYRO_BIAS_DPS, 3) + rng.normal(0, GYRO_NOISE_DPS, (n, 3))
-    creep = rng.uniform(-FORCE_DRIFT_N, FORCE_DRIFT_N) * t / max(t[-1], 1.0)
+    accel_bias = rng.uniform(-ACCEL_BIAS_G, ACCEL_BIAS_G, 3)
+    accel_noise = rng.normal(0, ACCEL_NOISE_G, (n, 3))
+    if sensors.accel_bias_g is not None:
+        accel_bias = extra.choice([-1.0, 1.0], 3) * sensors.accel_bias_g
+    accel += accel_bias + accel_noise
+    gyro_bias = rng.uniform(-GYRO_BIAS_DPS, GYRO_BIAS_DPS, 3)
+    gyro_noise = rng.normal(0, GYRO_NOISE_DPS, (n, 3))
+    if sensors.gyro_bias_dps is not None:
+        gyro_bias = extra.choice([-1.0, 1.0], 3) * sensors.gyro_bias_dps
+    gyro += gyro_bias + gyro_noise
+    if sensors.gyro_drift_dps:
+        # warming up: the offset moves along a random direction, quickly at first, then settles
+        direction = extra.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        gyro += sensors.gyro_drift_dps * direction * (1.0 - np.exp(-t / 120.0))[:, None]
+    creep_n = rng.uniform(-FORCE_DRIFT_N, FORCE_DRIFT_N)
+    if sensors.force_zero_drift_n is not None:
+        creep_n = extra.choice([-1.0, 1.0]) * extra.uniform(0.5, 1.0) * sensors.force_zero_drift_n
+    creep = creep_n * t / max(t[-1], 1.0)
     force = script.force_n + creep + rng.normal(0, FORCE_NOISE_N, n)
-    return SimulatedSession(seed, scenario, routine.id, script, t, accel, gyro, force, script.force_n.copy())
+    if sensors.force_creep_share:
+        force = force + _creep(script.force_n, sensors.force_creep_share, sensors.force_creep_tau_s)
+    return SimulatedSession(seed, scenario, routine_id, script, t, accel, gyro, force, script.force_n.copy())
 
 
 def write_recording(session: SimulatedSession, out_dir: Path, imu_rate_hz: float = 100.0, force_rate_hz: float = 80.0,

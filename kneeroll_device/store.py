@@ -31,6 +31,7 @@ many were lost once writing works again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -317,6 +318,22 @@ TRANSIENT = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED", "SQL
              "SQLITE_PROTOCOL", "SQLITE_NOMEM", "SQLITE_INTERRUPT")
 
 
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection):
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any failure (the connection is in autocommit)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise
+
+
 def transient(exc: sqlite3.Error) -> bool:
     """A failure to wait out (a full disk, a lock), not a write that can never succeed (a bug)."""
     name = getattr(exc, "sqlite_errorname", None)
@@ -556,8 +573,7 @@ class SessionLog:
         db = self._db
         try:
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _transaction(db):
                     for op in ops:
                         op.apply(db)
                     for op in notes:
@@ -565,14 +581,6 @@ class SessionLog:
                     if open_ids:
                         db.execute(f"UPDATE sessions SET heartbeat_at=? WHERE id IN ({','.join('?' * len(open_ids))})",
                                    (time.time(), *open_ids))
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        try:
-                            db.execute("ROLLBACK")
-                        except sqlite3.Error:
-                            pass
-                    raise
             except sqlite3.OperationalError as exc:
                 if transient(exc):
                     raise
@@ -595,8 +603,7 @@ class SessionLog:
 
     def _commit_each(self, ops: list[_Op]) -> None:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             for op in ops:
                 db.execute("SAVEPOINT one")
                 try:
@@ -607,14 +614,6 @@ class SessionLog:
                     db.execute("ROLLBACK TO one")
                     log.error("session log: dropped a write that cannot be made (%s): %s", exc, op.sql[:60])
                 db.execute("RELEASE one")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                try:
-                    db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            raise
 
     def _fault(self, detail: str) -> None:
         if self.faulted:

@@ -111,7 +111,7 @@ class EngineSettings:
     give_up_rest_s: float = 4.0  # a rest this long mid-step, then other activity: moved on
     done_quiet_s: float = 10.0  # nothing this long after a step is done: it is over
     hold_to_start_s: float = 1.0  # a steady squeeze this long starts a release step
-    restart_after_s: float = 120.0  # rolling this long after a session ended may start another
+    restart_after_s: float = 120.0  # after a session ends, rolling starts another only this much later
 
     @classmethod
     def from_config(cls, config) -> "EngineSettings":

@@ -300,7 +300,8 @@ class Daemon:
             block: ImuBlock = item[1]
             if self.recorder is not None:
                 self.recorder.add_imu(block)
-            self._seen("imu", now)
+            if len(block):  # a block of gap reports alone is not a sign of life
+                self._seen("imu", now)
             for gap in block.gaps:
                 self._log_event(gap.t, "gap", detail={"source": "imu", "samples_lost": gap.samples_lost, "reason": gap.reason})
             self._process(self.pipeline.feed_imu(block))

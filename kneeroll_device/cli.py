@@ -33,6 +33,10 @@ def cmd_demo(args) -> int:
     from .replay import step_json
     from .sim.world import simulate_session
 
+    if not args.debug:
+        # the demo tells faults in its own lines; the drivers' log lines (such as the IMU
+        # FIFO overflowing while the devices start up) are for --debug
+        logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
     config = load_for(args)
     routine = _routine(config)
     person_scenario = "normal" if args.scenario in DEMO_ONLY_SCENARIOS else args.scenario

@@ -174,6 +174,41 @@ class ChipDriver(Protocol):
     def power_down(self) -> None: ...
 
 
+class RegisterDriver:
+    """What every chip driver shares: its place on the bus, named register access, the
+    check that the chip kept its settings. Subclasses give REGISTERS (a register map)."""
+
+    REGISTERS: Any
+
+    def __init__(self, bus: I2cBus, address: int, identity: ChipIdentity, clock: Any,
+                 accel_range_g: int, gyro_range_dps: int):
+        self.bus = bus
+        self.address = address
+        self.identity = identity
+        self.clock = clock
+        self.accel_range_g = accel_range_g
+        self.gyro_range_dps = gyro_range_dps
+
+    def _write(self, name: str, value: int) -> None:
+        self.bus.write_byte_data(self.address, self.REGISTERS.address(name), value)
+
+    def _read(self, name: str) -> int:
+        return self.bus.read_byte_data(self.address, self.REGISTERS.address(name))
+
+    def _settings_not_kept(self, wrote: list[int], first: str, got: list[int], why: str = "") -> ImuError:
+        """The error for a chip that reads back other settings than were written."""
+        start = self.REGISTERS.address(first)
+        return ImuError(
+            f"{self.identity.name} at 0x{self.address:02X} does not keep its settings "
+            f"(wrote {_hex(wrote)} to 0x{start:02X}-0x{start + len(wrote) - 1:02X}, read back {_hex(got)}){why}",
+            "replace the board, or set chip in [imu] to the chip it really is",
+        )
+
+
+def _hex(values: list[int]) -> str:
+    return " ".join(f"{v:02X}" for v in values)
+
+
 def identify(family_hint: str | None, who_am_i: int) -> ChipIdentity | None:
     """The chip a WHO_AM_I value names, or None if it is not one kneeroll knows."""
     if family_hint in (None, "mpu6050"):

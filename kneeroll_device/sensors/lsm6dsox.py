@@ -19,15 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImuError
 from . import registers as regs
-from .imu import ChipIdentity, FifoMisaligned, FifoStatus, I2cBus, read_burst
+from .imu import ChipIdentity, FifoMisaligned, FifoStatus, I2cBus, RegisterDriver, read_burst
 
 SW_RESET_WAIT_S = 0.01  # DSOX 9.18: the reset takes about 50 us; poll after 10 ms
 TURN_ON_S = 0.08  # DSOX table 3: gyro turn-on 70 ms; earlier samples are not trustworthy
 
 
-class _Lsm6Base:
+class _Lsm6Base(RegisterDriver):
     """Setup shared by the family; subclasses provide the FIFO."""
 
     REGISTERS: regs.RegisterMap
@@ -35,12 +34,7 @@ class _Lsm6Base:
 
     def __init__(self, bus: I2cBus, address: int, identity: ChipIdentity, rate_hz: float,
                  accel_range_g: int, gyro_range_dps: int, clock: Any):
-        self.bus = bus
-        self.address = address
-        self.identity = identity
-        self.clock = clock
-        self.accel_range_g = accel_range_g
-        self.gyro_range_dps = gyro_range_dps
+        super().__init__(bus, address, identity, clock, accel_range_g, gyro_range_dps)
         self.odr_code, self.rate_hz = regs.lsm6_odr_settings(rate_hz)
         self.accel_counts_per_g = regs.accel_counts_per_g(self.family, accel_range_g)
         self.gyro_counts_per_dps = regs.gyro_counts_per_dps(self.family, gyro_range_dps)
@@ -52,12 +46,6 @@ class _Lsm6Base:
             # block data update: no sample mixes two periods; IF_INC: bursts walk the registers
             r.compose("CTRL3_C", BDU=1, IF_INC=1),
         ]
-
-    def _write(self, name: str, value: int) -> None:
-        self.bus.write_byte_data(self.address, self.REGISTERS.address(name), value)
-
-    def _read(self, name: str) -> int:
-        return self.bus.read_byte_data(self.address, self.REGISTERS.address(name))
 
     def configure(self) -> None:
         r = self.REGISTERS
@@ -71,11 +59,7 @@ class _Lsm6Base:
         self.bus.write_i2c_block_data(self.address, r.address("CTRL1_XL"), self._settings[:2])
         if not self.is_configured():
             got = self.bus.read_i2c_block_data(self.address, r.address("CTRL1_XL"), 3)
-            raise ImuError(
-                f"{self.identity.name} at 0x{self.address:02X} does not keep its settings "
-                f"(wrote {_hex(self._settings)} to 0x10-0x12, read back {_hex(got)})",
-                "replace the board, or set chip in [imu] to the chip it really is",
-            )
+            raise self._settings_not_kept(self._settings, "CTRL1_XL", got)
         self.clock.sleep(TURN_ON_S)
         self.reset_fifo()
 
@@ -191,7 +175,3 @@ class Lsm6ds3trcDriver(_Lsm6Base):
         data = read_burst(self.bus, self.address, self.REGISTERS.address("FIFO_DATA_OUT_L"),
                           samples * self.PATTERN_BYTES, self.BURST_CHUNK)
         return regs.decode_lsm6ds3trc_fifo(data)
-
-
-def _hex(values: list[int]) -> str:
-    return " ".join(f"{v:02X}" for v in values)

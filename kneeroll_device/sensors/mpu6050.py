@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImuError
 from . import registers as regs
-from .imu import ChipIdentity, FifoStatus, I2cBus, read_burst
+from .imu import ChipIdentity, FifoStatus, I2cBus, RegisterDriver, read_burst
 
 R = regs.MPU6050
 PACKET = regs.MPU6050_PACKET_BYTES
@@ -25,17 +24,14 @@ RESET_WAIT_S = 0.1  # RM 4.28: wait 100 ms after DEVICE_RESET
 GYRO_START_S = 0.05  # PS 6.1: gyro start-up 30 ms; samples before it are not trustworthy
 
 
-class Mpu6050Driver:
+class Mpu6050Driver(RegisterDriver):
     """Register-level MPU-6050 driver. The streaming, timing and faults live in imu.Imu."""
+
+    REGISTERS = R
 
     def __init__(self, bus: I2cBus, address: int, identity: ChipIdentity, rate_hz: float,
                  accel_range_g: int, gyro_range_dps: int, clock: Any):
-        self.bus = bus
-        self.address = address
-        self.identity = identity
-        self.clock = clock
-        self.accel_range_g = accel_range_g
-        self.gyro_range_dps = gyro_range_dps
+        super().__init__(bus, address, identity, clock, accel_range_g, gyro_range_dps)
         self.dlpf_cfg, self.smplrt_div, self.rate_hz = regs.mpu6050_rate_settings(rate_hz)
         self.accel_counts_per_g = regs.accel_counts_per_g("mpu6050", accel_range_g)
         self.gyro_counts_per_dps = regs.gyro_counts_per_dps("mpu6050", gyro_range_dps)
@@ -47,12 +43,6 @@ class Mpu6050Driver:
             R.compose("GYRO_CONFIG", FS_SEL=regs.gyro_range_code("mpu6050", gyro_range_dps)),
             R.compose("ACCEL_CONFIG", AFS_SEL=regs.accel_range_code("mpu6050", accel_range_g)),
         ]
-
-    def _write(self, name: str, value: int) -> None:
-        self.bus.write_byte_data(self.address, R.address(name), value)
-
-    def _read(self, name: str) -> int:
-        return self.bus.read_byte_data(self.address, R.address(name))
 
     def configure(self) -> None:
         """Reset the chip, wake it on the gyro PLL, set rate and ranges, check, start the FIFO."""
@@ -68,11 +58,7 @@ class Mpu6050Driver:
         self._write("INT_ENABLE", 0x00)  # polled, no interrupt pin
         if not self.is_configured():
             got = self.bus.read_i2c_block_data(self.address, R.address("SMPLRT_DIV"), 4)
-            raise ImuError(
-                f"{self.identity.name} at 0x{self.address:02X} does not keep its settings "
-                f"(wrote {_hex(self._settings)} to 0x19-0x1C, read back {_hex(got)}): it does not behave like an MPU-6050",
-                "replace the board, or set chip in [imu] to the chip it really is",
-            )
+            raise self._settings_not_kept(self._settings, "SMPLRT_DIV", got, ": it does not behave like an MPU-6050")
         self.clock.sleep(GYRO_START_S)
         self.reset_fifo()
 
@@ -108,7 +94,3 @@ class Mpu6050Driver:
 
     def power_down(self) -> None:
         self._write("PWR_MGMT_1", R.compose("PWR_MGMT_1", SLEEP=1))
-
-
-def _hex(values: list[int]) -> str:
-    return " ".join(f"{v:02X}" for v in values)

@@ -450,7 +450,7 @@ def cmd_plot(args) -> int:
 def report_document(db: sqlite3.Connection, *, days: int, routine: str | None, per_day: int, programme_days: int,
                     include_demo: bool = False, now: datetime | None = None, tz: tzinfo | None = None) -> dict:
     """Adherence day by day and, per step, the daily means of pressure, reps, strokes and rolling time."""
-    from .store import completed_days, local_midnight_utc, parse_utc
+    from .store import completed_days, local_midnight_utc, parse_utc, session_filter
 
     now = now or datetime.now(timezone.utc)
     today = now.astimezone(tz).date()
@@ -461,12 +461,9 @@ def report_document(db: sqlite3.Connection, *, days: int, routine: str | None, p
     sql = ("SELECT s.started_at, st.step_id, st.name, st.kind, st.position, st.mean_kpa, st.peak_kpa, st.pressure_limit_kpa, "
            "st.reps, st.strokes, st.active_s FROM steps st JOIN sessions s ON s.id = st.session_id "
            "WHERE s.started_at >= ? AND st.skipped = 0")
-    params: list = [local_midnight_utc(first, tz)]
-    if not include_demo:
-        sql += " AND s.source != 'demo'"
-    if routine:
-        sql += " AND s.routine = ?"
-        params.append(routine)
+    where, params = session_filter(include_demo, routine, table="s")
+    sql += where
+    params = [local_midnight_utc(first, tz), *params]
     per_step: dict[str, dict] = {}
     for started, step_id, name, kind, position, mean_kpa, peak_kpa, limit, reps, strokes, active_s in db.execute(sql, params):
         day = parse_utc(started).astimezone(tz).date().isoformat()

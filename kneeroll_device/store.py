@@ -762,28 +762,31 @@ def session_row(db: sqlite3.Connection, session_id: int, *, now: float | None = 
     return present(db, dict(row), now=now, tz=tz)
 
 
+def session_filter(include_demo: bool, routine: str | None, table: str = "") -> tuple[str, list]:
+    """The SQL that leaves out demo sessions and other routines: (" AND ...", params)."""
+    prefix = f"{table}." if table else ""
+    sql, params = "", []
+    if not include_demo:
+        sql += f" AND {prefix}source != 'demo'"
+    if routine:
+        sql += f" AND {prefix}routine = ?"
+        params.append(routine)
+    return sql, params
+
+
 def completed_on(db: sqlite3.Connection, day: date, *, routine: str | None = None, tz: tzinfo | None = None,
                  include_demo: bool = False) -> int:
-    sql = "SELECT COUNT(*) FROM sessions WHERE outcome='completed' AND started_at >= ? AND started_at < ?"
-    params: list = [local_midnight_utc(day, tz), local_midnight_utc(day + timedelta(days=1), tz)]
-    if not include_demo:
-        sql += " AND source != 'demo'"
-    if routine:
-        sql += " AND routine = ?"
-        params.append(routine)
+    where, params = session_filter(include_demo, routine)
+    sql = "SELECT COUNT(*) FROM sessions WHERE outcome='completed' AND started_at >= ? AND started_at < ?" + where
+    params = [local_midnight_utc(day, tz), local_midnight_utc(day + timedelta(days=1), tz), *params]
     return int(db.execute(sql, params).fetchone()[0])
 
 
 def completed_days(db: sqlite3.Connection, *, routine: str | None = None, tz: tzinfo | None = None,
                    include_demo: bool = False) -> dict[date, int]:
     """Completed sessions a local day, for the programme's progress."""
-    sql = "SELECT started_at FROM sessions WHERE outcome='completed'"
-    params: list = []
-    if not include_demo:
-        sql += " AND source != 'demo'"
-    if routine:
-        sql += " AND routine = ?"
-        params.append(routine)
+    where, params = session_filter(include_demo, routine)
+    sql = "SELECT started_at FROM sessions WHERE outcome='completed'" + where
     counts: dict[date, int] = {}
     for (started,) in db.execute(sql, params):
         day = parse_utc(started).astimezone(tz).date()

@@ -494,9 +494,14 @@ class PicoEmulator:
     # --- the loop ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            now = self.clock()
-            self.service(now, self._real_timeout(self._next_wakeup(now) - now))
+        try:
+            while not self._stop.is_set():
+                now = self.clock()
+                wakeup = self._next_wakeup(now)
+                self.clock.checkin(until=wakeup)  # nothing falls due before the wakeup
+                self.service(now, self._real_timeout(wakeup - now))
+        finally:
+            self.clock.checkout()
 
     def _real_timeout(self, clock_seconds: float) -> float:
         speed = getattr(self.clock, "speed", 1.0) or 1.0

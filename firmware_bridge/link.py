@@ -514,6 +514,7 @@ class ForceLink:
         backoff = self.backoff_initial_s
         try:
             while not self._stop.is_set():
+                self.clock.checkin()
                 if self._port is None:
                     if self._reopen():
                         backoff = self.backoff_initial_s
@@ -532,6 +533,7 @@ class ForceLink:
                 self._crash = exc
             self._emit(DeviceEvent(self.clock(), self.source, "fault", f"reader stopped: {exc!r}"))
         finally:
+            self.clock.checkout()
             self._activity.set()
 
     def _open_port(self) -> None:

@@ -40,9 +40,7 @@ from .store import SessionLog
 
 log = logging.getLogger(__name__)
 
-STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent ...
-STALE_REAL_S = 0.2  # ... and this long in real seconds (the demo's fast clock must not
-                    # turn a busy machine's scheduling hiccup into a sensor fault)
+STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent
 POLL_S = 0.05  # how often the readers poll their device (clock seconds)
 QUEUE_BLOCKS = 400
 ACTION_CUES = {
@@ -66,8 +64,15 @@ class SensorReader(threading.Thread):
         self.dropped = 0
 
     def run(self) -> None:
+        try:
+            self._poll()
+        finally:
+            self.clock.checkout()
+
+    def _poll(self) -> None:
         backoff = self.poll_s
         while not self.stop_event.is_set():
+            self.clock.checkin()
             try:
                 block = self.device.read()
                 backoff = self.poll_s
@@ -218,7 +223,7 @@ class Daemon:
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
         # with nothing to do, look at the button and the clocks every 0.1 s of the clock
         self._idle_wait_s = min(0.1, 0.1 / self.clock.speed) if self.clock.speed > 0 else 0.1
-        self._stale_after_s = max(STALE_S, STALE_REAL_S * self.clock.speed) if self.clock.speed != float("inf") else STALE_S
+        self._stale_after_s = STALE_S
         self.stop_event = threading.Event()
         self._on_cue = on_cue
         self.cues = None
@@ -255,12 +260,14 @@ class Daemon:
         self._notify("ready", "sensors open, waiting for a session")
         try:
             while not self.stop_event.is_set():
+                self.clock.checkin()
                 self._step_once()
                 if until is not None and until(self):
                     break
                 if self.one_session and self.engine.state == "finished":
                     break
         finally:
+            self.clock.checkout()
             self._shutdown()
         return self.last_result
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .clock import ScaledClock
 from .cues import CueRecord, mock_pin_factory
-from .daemon import STALE_REAL_S, Daemon, DaemonResult, systemd_bridge
+from .daemon import Daemon, DaemonResult, systemd_bridge
 from .routine.engine import Action
 from .routine.spec import Routine
 from .sim.world import SimulatedSession
@@ -27,6 +27,7 @@ from .sim.world import SimulatedSession
 IMU_ADDRESS = 0x68
 SCENARIO_FAULTS = {"sensor-fault": "unplug@{t}+{span}"}
 IMU_FAULT_S = 5.0
+UNPLUG_S = 6.0
 PRESS_S, HOLD_S = 0.15, 1.4  # how long the simulated thumb keeps the button down
 SETUP_LEAD_S = 3.0
 
@@ -71,11 +72,7 @@ def build_rig(config, session: SimulatedSession, clock, faults: str | None = Non
                                    seed=session.seed, sample_grid_origin=0.0)
     emulator_box.append(emulator)
     emulator.start()
-    # the link's own patience, like the daemon's, must hold in real seconds too when the
-    # clock runs many times faster than life
-    patience = max(1.0, STALE_REAL_S * clock.speed)
-    link = ForceLink(emulator.port_name, baudrate=config.force.baudrate, clock=clock, stale_after_s=patience,
-                     handshake_timeout_s=patience, reopen_after_s=5 * patience).start()
+    link = ForceLink(emulator.port_name, baudrate=config.force.baudrate, clock=clock).start()
     force = ForceSensor(link, calibration)
     return DemoRig(imu, force, [force, link, emulator, imu])
 
@@ -110,18 +107,27 @@ def run_demo(config, routine: Routine, session: SimulatedSession, *, data_dir: P
     # the devices and the daemon start up while the roller still lies on the table,
     # before the simulated world's time 0, as a real pod is on before it is used
     clock = ScaledClock(speed, start=-SETUP_LEAD_S)
+    clock.checkin()  # the world waits while the rig is built (the daemon's loop checks in from here on)
+    try:
+        return _run_daemon(config, routine, session, clock, data_dir=data_dir, on_action=on_action, on_cue=on_cue,
+                           scenario=scenario, fault_at=fault_at, pin_factory=pin_factory)
+    finally:
+        clock.checkout()
+
+
+def _run_daemon(config, routine: Routine, session: SimulatedSession, clock: ScaledClock, *, data_dir: Path,
+                on_action, on_cue, scenario: str | None, fault_at: float | None,
+                pin_factory) -> tuple[DaemonResult | None, Daemon]:
     scenario = scenario or session.scenario
     middle = fault_at if fault_at is not None else session.script.steps[len(session.script.steps) // 2].start + 2.0
     faults = None
     if scenario in SCENARIO_FAULTS:
-        # the force link drops in the middle of the routine, for a few seconds: long enough
-        # to be noticed however fast the clock runs
-        span = max(6.0, 2 * STALE_REAL_S * speed)
-        faults = SCENARIO_FAULTS[scenario].format(t=round(middle, 1), span=round(span, 1))
+        # the force link drops in the middle of the routine, for a few seconds
+        faults = SCENARIO_FAULTS[scenario].format(t=round(middle, 1), span=UNPLUG_S)
     imu_gone = (middle, middle + IMU_FAULT_S) if scenario == "imu-fault" else None
     rig = build_rig(config, session, clock, faults, imu_gone)
     factory = pin_factory or mock_pin_factory()
-    meta = {"demo": {"seed": session.seed, "scenario": scenario, "speed": speed}, "truth": session.truth()}
+    meta = {"demo": {"seed": session.seed, "scenario": scenario, "speed": clock.speed}, "truth": session.truth()}
     thumb = None
     try:
         daemon = Daemon(config, imu=rig.imu, force=rig.force, routine=routine, data_dir=data_dir, clock=clock,

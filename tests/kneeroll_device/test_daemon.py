@@ -29,8 +29,12 @@ def notify_socket(tmp_path):
     sock.close()
 
 
-def collect(sock: socket.socket, seconds: float, into: list[tuple[float, str]], until: str | None = None) -> None:
-    """Datagrams for a while, each line with the (demo-clock) time it arrived."""
+def collect(sock: socket.socket, until: str, into: list[tuple[float, str]], seconds: float = 60.0) -> None:
+    """Datagrams, each line with the real time it arrived, up to the first line that starts with ``until``.
+
+    The demo's clock waits for threads that fall behind, so on a busy machine demo time
+    runs slower than SPEED times real time: the test follows what the daemon says, not a timer.
+    """
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         try:
@@ -39,40 +43,39 @@ def collect(sock: socket.socket, seconds: float, into: list[tuple[float, str]], 
             continue
         for line in data.splitlines():
             into.append((time.monotonic(), line))
-            if until and line.startswith(until):
+            if line.startswith(until):
                 return
+    raise AssertionError(f"no {until!r} from the daemon within {seconds:.0f} s: {[line for _, line in into]}")
 
 
 def test_ready_then_watchdog_only_while_imu_samples_flow_then_stopping(tmp_path, notify_socket):
     sock, path = notify_socket
     env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000")  # a ping due every 1 s of demo time
-    started = time.monotonic()
     daemon = subprocess.Popen(
         [sys.executable, "-m", "kneeroll_device.cli", "demo", "--scenario", "imu-fault", "--fault-at", str(FAULT_AT),
          "--speed", str(SPEED), "--data-dir", str(tmp_path / "data")],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen: list[tuple[float, str]] = []
     try:
-        collect(sock, 30, seen, until="READY=1")
-        ready_at = seen[-1][0]
-        collect(sock, (FAULT_AT + FAULT_S + 6.0) / SPEED, seen)
+        collect(sock, "READY=1", seen)
+        collect(sock, "STATUS=watchdog withheld", seen)
+        withheld_at = len(seen) - 1
+        collect(sock, "WATCHDOG=1", seen)  # the IMU is back
         daemon.send_signal(signal.SIGTERM)
-        collect(sock, 20, seen, until="STOPPING=1")
+        collect(sock, "STOPPING=1", seen)
         assert daemon.wait(timeout=30) == 0, daemon.stderr.read()
     finally:
         if daemon.poll() is None:
             daemon.kill()
     lines = [line for _, line in seen]
-    assert "READY=1" in lines and "STOPPING=1" in lines, lines
-    pings = [(t - ready_at) * SPEED for t, line in seen if line == "WATCHDOG=1"]  # in demo seconds since ready
-    assert len([p for p in pings if p < FAULT_AT]) >= 3  # fed while samples flow
-    withheld = [line for line in lines if line.startswith("STATUS=watchdog withheld")]
-    assert withheld and "imu" in withheld[0]
-    # no ping from shortly after the IMU went quiet until it came back
-    gaps = [b - a for a, b in zip(pings, pings[1:])]
-    assert max(gaps) > FAULT_S - 2.5, pings
-    assert any(p > FAULT_AT + FAULT_S for p in pings)  # and pings resume once samples flow again
-    assert time.monotonic() - started < 60
+    before, withheld, after = lines[:withheld_at], lines[withheld_at], lines[withheld_at + 1:]
+    assert before.count("WATCHDOG=1") >= 3  # fed while samples flow
+    assert "imu" in withheld
+    # no ping from shortly after the IMU went quiet until it came back, seconds of demo time later
+    last_fed = max(t for t, line in seen[:withheld_at] if line == "WATCHDOG=1")
+    fed_again = min(t for t, line in seen[withheld_at:] if line == "WATCHDOG=1")
+    assert (fed_again - last_fed) * SPEED > FAULT_S - 2.5
+    assert "WATCHDOG=1" not in after[after.index("STOPPING=1"):]
 
 
 # --- the raw-sample buffer and the recordings folder ----------------------------------------

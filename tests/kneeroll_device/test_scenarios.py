@@ -1,7 +1,8 @@
 """Each demo scenario ends the way the person's session did.
 
-Two demos run at a time, one a core, at 20x: the emulated devices are real threads
-on a fast clock, and four at once on two cores can starve them.
+Two demos run at a time, one a core, at 20x. The emulated devices are real threads on
+a fast clock; when they starve, the clock waits for them (clock.ScaledClock), so more
+demos at once only run slower, but no faster.
 """
 
 from __future__ import annotations

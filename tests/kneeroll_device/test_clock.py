@@ -1,0 +1,152 @@
+"""The scaled clock runs faster than life, and waits for the threads that fall behind.
+
+Real time is a fake here: the tests move it by hand, so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kneeroll_device import clock as clock_module
+from kneeroll_device.clock import ManualClock, ScaledClock, SystemClock
+
+
+class FakeRealTime:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def real(monkeypatch):
+    fake = FakeRealTime()
+    monkeypatch.setattr(clock_module.time, "monotonic", fake)
+    return fake
+
+
+class Participant:
+    """A thread that checks in when told to and otherwise stays alive, doing nothing."""
+
+    def __init__(self, clock: ScaledClock):
+        self.clock = clock
+        self._orders: list = []
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def do(self, order) -> None:
+        self._done.clear()
+        self._orders.append(order)
+        self._wake.set()
+        assert self._done.wait(5.0)
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self.thread.join(5.0)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            while self._orders:
+                self._orders.pop(0)(self.clock)
+                self._done.set()
+
+
+def test_without_participants_it_runs_speed_times_real_time(real):
+    clock = ScaledClock(20, start=-3.0)
+    assert clock() == -3.0
+    real.now += 0.5
+    assert clock() == pytest.approx(7.0)
+
+
+def test_a_thread_that_fell_behind_holds_the_world_back(real):
+    clock = ScaledClock(20, slack=0.3)
+    reader = Participant(clock)
+    try:
+        reader.do(lambda c: c.checkin())
+        real.now += 10.0  # the reader does not get a turn for ten real seconds
+        assert clock() == pytest.approx(0.3)
+        real.now += 10.0
+        assert clock() == pytest.approx(0.3), "time it could not use is not made up later"
+        reader.do(lambda c: c.checkin())
+        real.now += 0.01
+        assert clock() == pytest.approx(0.5)
+    finally:
+        reader.stop()
+
+
+def test_a_waiting_thread_is_up_to_date_until_its_deadline(real):
+    clock = ScaledClock(10, slack=0.3)
+    waiter = Participant(clock)
+    try:
+        waiter.do(lambda c: c.checkin())
+        # a wait of 2 clock seconds that ends at once (the event is set) marks the deadline
+        waiter.do(lambda c: c.wait(_set_event(), 2.0))
+        real.now += 1.0
+        assert clock() == pytest.approx(2.3)
+    finally:
+        waiter.stop()
+
+
+def test_threads_that_checked_out_or_ended_hold_no_one_back(real):
+    clock = ScaledClock(10, slack=0.3)
+    gone, ended = Participant(clock), Participant(clock)
+    gone.do(lambda c: c.checkin())
+    ended.do(lambda c: c.checkin())
+    gone.do(lambda c: c.checkout())
+    ended.stop()
+    try:
+        real.now += 1.0
+        assert clock() == pytest.approx(10.0)
+    finally:
+        gone.stop()
+
+
+def test_threads_that_never_checked_in_are_not_waited_for(real):
+    clock = ScaledClock(10, slack=0.3)
+    bystander = Participant(clock)
+    try:
+        bystander.do(lambda c: c.wait(_set_event(), 0.1))
+        real.now += 1.0
+        assert clock() == pytest.approx(10.0)
+    finally:
+        bystander.stop()
+
+
+def test_it_never_runs_backwards(real):
+    clock = ScaledClock(5)
+    readings = []
+    for step in (0.1, 0.0, 0.3, 0.0):
+        real.now += step
+        readings.append(clock())
+    assert readings == sorted(readings)
+
+
+@pytest.mark.parametrize("speed, slack", [(0, 0.3), (-1, 0.3), (10, 0)])
+def test_bad_speed_or_slack_is_refused(speed, slack):
+    with pytest.raises(ValueError):
+        ScaledClock(speed, slack=slack)
+
+
+@pytest.mark.parametrize("make", [SystemClock, ManualClock])
+def test_other_clocks_accept_checkins_and_ignore_them(make):
+    clock = make()
+    before = clock()
+    clock.checkin()
+    clock.checkin(until=before + 5)
+    clock.checkout()
+    assert clock() - before < 1.0
+
+
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event

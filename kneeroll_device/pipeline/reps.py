@@ -52,6 +52,7 @@ class RepCounter:
         self._recent: deque[float] = deque(maxlen=self.STEADY_FRAMES)
         self._steady = 0
         self._settled = False
+        self._high = self._low = 0.0  # the swing seen while not yet settled
         self.started_t = 0.0  # when the newest reported rep began
         self.count = 0
 
@@ -72,6 +73,7 @@ class RepCounter:
         self.active = False
         self._reported = False
         self._settled = False
+        self._high = self._low = force
         self.level = force
 
     def update(self, t: float, force: float, rolling: bool) -> RepEvent | None:
@@ -95,10 +97,24 @@ class RepCounter:
             if not self._settled and self._steady >= self.SETTLE_FRAMES:
                 self._settled = True
                 self.level = force
+            elif not self._settled:
+                self._settle_on_a_trough(force, rising)
             if self._settled and rising and force - self.level > max(self.ON_N, self.ON_RATIO * self.level):
                 self._begin(t, force, self.level)
             return None
         return self._during(t, force, rising)
+
+    def _settle_on_a_trough(self, force: float, rising: bool) -> None:
+        # quick reps never leave the squeeze steady for long: a fall as big as a rep
+        # that bottoms out and turns up again shows the held level too (taking hold of
+        # the handles only ever rises)
+        if force > self._high:
+            self._high = self._low = force
+        self._low = min(self._low, force)
+        fell = self._high - self._low
+        if rising and force > self._low and fell >= max(self.MIN_RISE_N, self.MIN_RISE_RATIO * self._low):
+            self._settled = True
+            self.level = self._low
 
     def _follow_level(self, force: float, steady: bool) -> None:
         if force < self.level:

@@ -1,0 +1,57 @@
+"""The rep counter on its own: squeeze force frames in, reps out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kneeroll_device.pipeline.framing import FRAME_S
+from kneeroll_device.pipeline.reps import RepCounter
+
+HOLD_N = 35.0
+
+
+def pulses(count: int, rise_n: float, seconds: float, gap_s: float, lead_s: float = 3.0) -> np.ndarray:
+    """A held squeeze, then ``count`` smooth pushes into the roller, ``gap_s`` apart, then the hold again."""
+    lead = np.full(int(round(lead_s / FRAME_S)), HOLD_N)
+    phase = np.linspace(0.0, np.pi, int(round(seconds / FRAME_S)) + 1)[1:]
+    one = HOLD_N + rise_n * np.sin(phase) ** 2
+    gap = np.full(int(round(gap_s / FRAME_S)), HOLD_N)
+    return np.concatenate([lead] + [np.concatenate([one, gap]) for _ in range(count)] + [lead])
+
+
+def count_reps(force: np.ndarray, rolling_until_s: float = -1.0) -> int:
+    counter = RepCounter()
+    for k, f in enumerate(force):
+        t = k * FRAME_S
+        counter.update(t, float(f), rolling=t < rolling_until_s)
+    return counter.count
+
+
+def test_reps_from_a_held_squeeze_are_counted():
+    assert count_reps(pulses(6, rise_n=25.0, seconds=2.0, gap_s=1.5)) == 6
+
+
+def test_quick_reps_with_no_steady_moment_between_them_are_counted():
+    assert count_reps(pulses(8, rise_n=28.0, seconds=1.0, gap_s=0.3)) == 8
+
+
+def test_quick_reps_that_begin_while_the_roller_still_rolls_are_counted_from_the_first_trough():
+    force = pulses(8, rise_n=28.0, seconds=1.0, gap_s=0.3, lead_s=1.0)
+    # the first push starts while the roller is still rolling: that rise cannot be told
+    # from rolling, and the squeeze is never steady again; the other seven still count
+    assert count_reps(force, rolling_until_s=1.5) == 7
+
+
+def test_taking_hold_of_the_handles_is_not_a_rep():
+    grab = np.concatenate([np.full(20, 3.0), np.linspace(3.0, HOLD_N, 8), np.full(60, HOLD_N)])
+    assert count_reps(grab) == 0
+
+
+def test_squeezing_harder_for_good_is_not_a_rep():
+    harder = np.concatenate([np.full(30, HOLD_N), np.linspace(HOLD_N, HOLD_N + 25, 10), np.full(80, HOLD_N + 25)])
+    assert count_reps(harder) == 0
+
+
+def test_a_small_sway_is_not_a_rep():
+    sway = HOLD_N + 2.0 * np.sin(np.arange(200) * FRAME_S * 2 * np.pi / 2.0)
+    assert count_reps(sway) == 0

@@ -29,7 +29,7 @@ G = 9.80665
 
 class HalfStroke:
     __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "force_min", "force_max", "lin_sq", "frames",
-                 "blocked", "turned_deg")
+                 "blocked", "turned_deg", "slow_since")
 
     def __init__(self, sign: int, start: float):
         self.sign = sign
@@ -44,6 +44,7 @@ class HalfStroke:
         self.frames = 0
         self.blocked = False  # made during a rep or without grip: not rolling
         self.turned_deg = 0.0  # how far the pod turned meanwhile (gyro only)
+        self.slow_since: float | None = None  # since when it has crept along at a fraction of its peak
 
 
 class StrokeCounter:
@@ -51,21 +52,28 @@ class StrokeCounter:
     H_RATIO = 0.3  # of the recent amplitude
     END_RATIO = 0.25  # a half-stroke ends when the speed falls to this share of the threshold
     MIN_HALF_S = 0.2
+    STALL_RATIO = 0.2  # a half-stroke creeping on below this share of its peak speed ...
+    STALL_S = 0.5  # ... for this long has ended
     MAX_HALF_S = 4.5
     MAX_GAP_S = 2.0  # between the two halves of one stroke
     GRIP_N = 12.0  # below this squeeze the roller is being carried, not rolled
     ACCEL_SCALE = 100.0  # m/s of integrated acceleration to the gyro's deg/s scale
     ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
     OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
-    POWER_STEPS = 3
+    POWER_STEPS = 1  # a frame: the axis settles over strokes, it does not chase each one
     GYRO_HP_TAU_S = 6.0
     REP_TILT_MAX = 3 * H_MIN  # deg/s: a rep lifts the thigh a degree or two, slowly
     REP_SWING = 0.3  # of the squeeze: a pulse this big with a small tilt is a rep
     TURN_DEG = 70.0  # a half-stroke turning the pod further than this is a turn, not rolling
                      # (a stroke tilts the frame by 30 degrees at most; a flip turns it 180)
-    AXIS_TAU_S = 2.0  # memory of the principal axis
+    AXIS_TAU_S = 20.0  # memory of the principal axis: the roller tilts about its own axle,
+                       # which is fixed in the pod's frame (the flip turns it end over end, so
+                       # the same axis serves the hamstrings); a short memory let the axis
+                       # follow the rate vector round the ellipse that twisting in step with the
+                       # strokes draws, and the projection never changed sign
     ROLLING_GRACE_S = 0.8  # after a stroke, still rolling for this long
-    BOUT_GAP_S = 3.0  # a half-stroke this soon after a stroke continues the bout
+    BOUT_GAP_S = 3.0  # a half-stroke this soon after a stroke continues the bout ...
+    BOUT_SHARE = 0.5  # ... if it moves at least this share of the recent amplitude
 
     def __init__(self):
         self._hp_mean = [0.0, 0.0, 0.0]
@@ -121,8 +129,7 @@ class StrokeCounter:
         c[4] += b * (cx * cz - c[4])
         c[5] += b * (cy * cz - c[5])
         e = self._axis
-        # a few power-iteration steps a frame: the axis follows the motion within a
-        # stroke or two after the roller was turned, and keeps its sign meanwhile
+        # power iteration from the last axis: it keeps its sign while it settles
         for _ in range(self.POWER_STEPS):
             nx = c[0] * e[0] + c[3] * e[1] + c[4] * e[2]
             ny = c[3] * e[0] + c[1] * e[1] + c[5] * e[2]
@@ -163,7 +170,7 @@ class StrokeCounter:
                 self._current = cur = HalfStroke(1 if u > 0 else -1, t - FRAME_S)
             else:
                 return self._expire(t)
-        if cur.sign * u < self.END_RATIO * h or t - cur.start > self.MAX_HALF_S:
+        if cur.sign * u < self.END_RATIO * h or t - cur.start > self.MAX_HALF_S or self._stalled(cur, u, t):
             self._current = None
             cur.end = t
             return self._finish_half(cur)
@@ -178,6 +185,20 @@ class StrokeCounter:
             cur.force_min = min(cur.force_min, force)
             cur.force_max = max(cur.force_max, force)
         return None
+
+    def _stalled(self, cur: HalfStroke, u: float, t: float) -> bool:
+        """Creeping on at a fraction of its peak speed for a while: the movement is over.
+
+        What lingers is a slow tilt (a leg pressing into the roller) or an offset the
+        high-pass has not caught up with yet; if the roller moves on the same way, the
+        next half-stroke merges with this one.
+        """
+        if cur.sign * u >= self.STALL_RATIO * cur.peak:
+            cur.slow_since = None
+            return False
+        if cur.slow_since is None:
+            cur.slow_since = t
+        return t - cur.slow_since >= self.STALL_S
 
     def _expire(self, t: float) -> None:
         if self._pending is not None and t - self._pending.end > self.MAX_GAP_S:
@@ -279,8 +300,12 @@ class StrokeCounter:
             return True
         if self._current is not None and self._current.peak >= self.REP_TILT_MAX:
             return True  # moving more than a rep's tilt: a rep cannot be told from the sway
-        moving = self._current is not None or (
-            self._pending is not None and t - self._pending.end < self.ROLLING_GRACE_S)
+        # between the strokes of a bout the roller slows and turns: moving as much as
+        # the bout's strokes did is still rolling, a small tilt is a rep's
+        like_the_bout = self.BOUT_SHARE * self._env
+        cur, pending = self._current, self._pending
+        moving = (cur is not None and cur.peak >= like_the_bout) or (
+            pending is not None and t - pending.end < self.ROLLING_GRACE_S and pending.peak >= like_the_bout)
         return moving and since < self.BOUT_GAP_S
 
     def take_expired(self) -> HalfStroke | None:

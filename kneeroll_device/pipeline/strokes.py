@@ -64,8 +64,9 @@ class StrokeCounter:
     GYRO_HP_TAU_S = 6.0
     REP_TILT_MAX = 3 * H_MIN  # deg/s: a rep lifts the thigh a degree or two, slowly
     REP_SWING = 0.3  # of the squeeze: a pulse this big with a small tilt is a rep
-    TURN_DEG = 70.0  # a half-stroke turning the pod further than this is a turn, not rolling
-                     # (a stroke tilts the frame by 30 degrees at most; a flip turns it 180)
+    TURN_DEG = 110.0  # a half-stroke turning the pod further than this is a turn, not rolling
+                      # (a stroke tilts the frame by 30 degrees at most, and twisting in step
+                      # with it, 20-35 degrees each way, sweeps up to 70 more; a flip turns 180)
     AXIS_TAU_S = 20.0  # memory of the principal axis: the roller tilts about its own axle,
                        # which is fixed in the pod's frame (the flip turns it end over end, so
                        # the same axis serves the hamstrings); a short memory let the axis

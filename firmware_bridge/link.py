@@ -424,6 +424,17 @@ class ForceLink:
         return self._info
 
     @property
+    def frame_interval_s(self) -> float:
+        """How long the Pico takes to fill one SAMPLES frame (0 before its first HELLO)."""
+        info = self._info
+        return info.batch / info.rate_hz if info is not None and info.rate_hz > 0 else 0.0
+
+    def _silence_allowed_s(self) -> float:
+        # a slow rate fills a batch slowly (8 readings at 10 Hz take 0.8 s): two frames
+        # may go by before a silence means the link is down
+        return max(self.stale_after_s, 2.0 * self.frame_interval_s)
+
+    @property
     def device_status(self) -> dict[str, int] | None:
         """The Pico's last STATUS: uptime_us, hx711_timeouts, saturations, ..."""
         return self._status
@@ -687,7 +698,7 @@ class ForceLink:
             self._next_hello_request = now + self.handshake_timeout_s
         heard = self._last_frame_at if self._last_frame_at is not None else self._connected_at
         silent = now - heard
-        if self._up and silent > self.stale_after_s:
+        if self._up and silent > self._silence_allowed_s():
             with self._lock:
                 self._counts["stale"] += 1
             self._mark_down(now, f"no data for {silent:.1f} s")

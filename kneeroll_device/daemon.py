@@ -223,7 +223,6 @@ class Daemon:
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
         # with nothing to do, look at the button and the clocks every 0.1 s of the clock
         self._idle_wait_s = min(0.1, 0.1 / self.clock.speed) if self.clock.speed > 0 else 0.1
-        self._stale_after_s = STALE_S
         self.stop_event = threading.Event()
         self._on_cue = on_cue
         self.cues = None
@@ -341,7 +340,7 @@ class Daemon:
 
     def _check_staleness(self, now: float) -> None:
         for source in ("imu", "force"):
-            if not self._absent[source] and now - self._last_seen[source] > self._stale_after_s:
+            if not self._absent[source] and now - self._last_seen[source] > self._stale_after(source):
                 self._absent[source] = True
                 log.warning("%s: no samples for %.1f s", source, now - self._last_seen[source])
                 self._process(self._set_absent(source, True))
@@ -350,6 +349,12 @@ class Daemon:
                     self.notifier.declare_degraded("force sensor link down")
         if self._absent["imu"] and self._absent["force"]:
             self._apply(self.engine.tick(now))  # no frames at all: time still passes for the engine
+
+    def _stale_after(self, source: str) -> float:
+        # a device that delivers in batches (the Pico: 8 readings, 0.8 s at 10 Hz) may
+        # stay silent for two of them before it counts as gone
+        device = self.imu if source == "imu" else self.force
+        return max(STALE_S, 2.0 * (getattr(device, "frame_interval_s", 0.0) or 0.0))
 
     def _set_absent(self, source: str, absent: bool) -> EventBatch:
         return self.pipeline.set_force_absent(absent) if source == "force" else self.pipeline.set_imu_absent(absent)

@@ -122,6 +122,11 @@ class ForceSensor:
         self._recent_limit = recent_samples
         self._closed = False
 
+    @property
+    def frame_interval_s(self) -> float:
+        """How often samples arrive at the slowest (one frame of the Pico's batch), 0 if unknown."""
+        return getattr(self.link, "frame_interval_s", 0.0)
+
     def read(self) -> ForceBlock:
         """Everything since the last call, in newtons at host times."""
         batch = self.link.read()

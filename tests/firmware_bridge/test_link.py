@@ -25,10 +25,10 @@ def samples(first: int, n: int = 8, boot: int = 1, period: int = 12_500) -> p.Me
     )
 
 
-def hello(boot: int = 1, cause: int = p.RESET_POWER_ON) -> p.Message:
+def hello(boot: int = 1, cause: int = p.RESET_POWER_ON, rate_hz: int = 80) -> p.Message:
     return p.Message(
         p.HELLO,
-        {"fw_major": 1, "fw_minor": 0, "fw_patch": 0, "board_id": b"PICO0001", "rate_hz": 80, "gain": 128,
+        {"fw_major": 1, "fw_minor": 0, "fw_patch": 0, "board_id": b"PICO0001", "rate_hz": rate_hz, "gain": 128,
          "batch": 8, "reset_cause": cause, "boot_id": boot, "next_seq": 0, "device_time_us": 0},
     )
 
@@ -240,6 +240,17 @@ def test_reconnects_after_each_kind_of_port_failure_and_counts_the_gap(failure):
         assert factory.attempts == 3 and factory.opened[0].closed
         # on every (re)connect the link asked who is there
         assert p.FrameDecoder().feed(bytes(factory.opened[1].written))[0].type == p.HELLO_REQUEST
+
+
+@pytest.mark.parametrize("rate_hz, interval_s, silence_s", [(80, 0.1, 1.0), (10, 0.8, 1.6)])
+def test_the_silence_that_means_down_allows_two_frames_of_the_pico_s_batch(rate_hz, interval_s, silence_s):
+    factory = ScriptedFactory([frames(hello(rate_hz=rate_hz))])
+    link = make_link(factory)
+    assert link.frame_interval_s == 0.0  # nothing known before the HELLO
+    with link:
+        assert link.wait_until(lambda: link.device_info is not None, 20.0)
+        assert link.frame_interval_s == pytest.approx(interval_s)
+        assert link._silence_allowed_s() == pytest.approx(silence_s)
 
 
 def test_only_one_named_reader_thread_and_close_is_safe_twice():

@@ -8,11 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from kneeroll_device.daemon import Recorder, prune_recordings
+from kneeroll_device.daemon import STALE_S, Daemon, Recorder, prune_recordings
 from kneeroll_device.samples import ForceBlock, ImuBlock
 
 SPEED = 5.0
@@ -68,14 +69,22 @@ def test_ready_then_watchdog_only_while_imu_samples_flow_then_stopping(tmp_path,
         if daemon.poll() is None:
             daemon.kill()
     lines = [line for _, line in seen]
-    before, withheld, after = lines[:withheld_at], lines[withheld_at], lines[withheld_at + 1:]
+    before, withheld = lines[:withheld_at], lines[withheld_at]
     assert before.count("WATCHDOG=1") >= 3  # fed while samples flow
     assert "imu" in withheld
     # no ping from shortly after the IMU went quiet until it came back, seconds of demo time later
     last_fed = max(t for t, line in seen[:withheld_at] if line == "WATCHDOG=1")
     fed_again = min(t for t, line in seen[withheld_at:] if line == "WATCHDOG=1")
     assert (fed_again - last_fed) * SPEED > FAULT_S - 2.5
-    assert "WATCHDOG=1" not in after[after.index("STOPPING=1"):]
+    assert lines.index("READY=1") < lines.index("WATCHDOG=1")  # fed only once the sensors are open
+
+
+@pytest.mark.parametrize("interval_s, stale_s", [(None, STALE_S), (0.1, STALE_S), (0.8, 1.6)])
+def test_a_sensor_that_sends_in_slow_batches_is_given_two_of_them_before_it_counts_as_gone(interval_s, stale_s):
+    force = SimpleNamespace() if interval_s is None else SimpleNamespace(frame_interval_s=interval_s)
+    daemon = SimpleNamespace(imu=SimpleNamespace(), force=force)
+    assert Daemon._stale_after(daemon, "force") == pytest.approx(stale_s)
+    assert Daemon._stale_after(daemon, "imu") == STALE_S
 
 
 # --- the raw-sample buffer and the recordings folder ----------------------------------------

@@ -18,6 +18,8 @@ import math
 import threading
 import time
 
+MIN_POLL_REAL_S = 0.001  # a held-back wait looks at the clock no more often than this
+
 
 class SystemClock:
     """time.monotonic() and real sleeps."""
@@ -95,11 +97,15 @@ class ScaledClock(SystemClock):
     def wait(self, event: threading.Event, seconds: float) -> bool:
         deadline = self() + max(0.0, seconds)
         self._wait_starts(deadline)
-        # while the world waits for a thread, a timeout must still last its clock seconds
-        while (remaining := deadline - self()) > 0:
-            if event.wait(remaining / self.speed):
-                return True
-        return event.is_set()
+        try:
+            # while the world waits for a thread, a timeout must still last its clock
+            # seconds (polling no faster than every millisecond meanwhile)
+            while (remaining := deadline - self()) > 0:
+                if event.wait(max(remaining / self.speed, MIN_POLL_REAL_S)):
+                    return True
+            return event.is_set()
+        finally:
+            self._wait_ends()
 
     def checkin(self, until: float | None = None) -> None:
         now = self()
@@ -114,6 +120,11 @@ class ScaledClock(SystemClock):
         # a thread that checked in is up to date until its wait ends: an idle thread holds no one back
         if threading.get_ident() in self._due:
             self.checkin(until=deadline)
+
+    def _wait_ends(self) -> None:
+        # awake again (on time or early), it has work to do from now on
+        if threading.get_ident() in self._due:
+            self.checkin()
 
 
 class ManualClock:

@@ -83,15 +83,21 @@ def test_a_thread_that_fell_behind_holds_the_world_back(real):
         reader.stop()
 
 
-def test_a_waiting_thread_is_up_to_date_until_its_deadline(real):
+def test_a_waiting_thread_is_up_to_date_until_its_deadline_then_from_when_it_wakes(real):
     clock = ScaledClock(10, slack=0.3)
     waiter = Participant(clock)
+    wake = threading.Event()
     try:
         waiter.do(lambda c: c.checkin())
-        # a wait of 2 clock seconds that ends at once (the event is set) marks the deadline
-        waiter.do(lambda c: c.wait(_set_event(), 2.0))
-        real.now += 1.0
+        waiting = threading.Thread(target=lambda: waiter.do(lambda c: c.wait(wake, 2.0)), daemon=True)
+        waiting.start()
+        _until(lambda: clock._due[waiter.thread.ident][1] == 2.0)
+        real.now += 1.0  # the waiter sleeps through it: it holds no one back before 2.0 + slack
         assert clock() == pytest.approx(2.3)
+        wake.set()  # woken early, at 2.3: from now on it must keep up again
+        waiting.join(5.0)
+        real.now += 1.0
+        assert clock() == pytest.approx(2.6)
     finally:
         waiter.stop()
 
@@ -121,13 +127,22 @@ def test_threads_that_never_checked_in_are_not_waited_for(real):
         bystander.stop()
 
 
-def test_it_never_runs_backwards(real):
-    clock = ScaledClock(5)
-    readings = []
-    for step in (0.1, 0.0, 0.3, 0.0):
-        real.now += step
-        readings.append(clock())
-    assert readings == sorted(readings)
+def test_a_wait_lasts_its_clock_seconds_while_the_world_is_held_back(real):
+    clock = ScaledClock(10, slack=0.3)
+    laggard = Participant(clock)
+    laggard.do(lambda c: c.checkin())
+    done = threading.Event()
+    sleeper = threading.Thread(target=lambda: (clock.wait(threading.Event(), 0.5), done.set()), daemon=True)
+    try:
+        sleeper.start()
+        real.now += 10.0  # in real time the wait is long over, but the world stands at 0.3
+        assert not done.wait(0.1) and clock() == pytest.approx(0.3)
+        laggard.do(lambda c: c.checkin())  # the laggard catches up: time moves on
+        real.now += 0.1
+        assert done.wait(5.0) and clock() >= 0.5
+    finally:
+        laggard.stop()
+        sleeper.join(5.0)
 
 
 @pytest.mark.parametrize("speed, slack", [(0, 0.3), (-1, 0.3), (10, 0)])
@@ -144,6 +159,16 @@ def test_other_clocks_accept_checkins_and_ignore_them(make):
     clock.checkin(until=before + 5)
     clock.checkout()
     assert clock() - before < 1.0
+
+
+def _until(condition, timeout_s: float = 5.0) -> None:
+    """Wait for another thread to get somewhere (it runs on its own; nothing here sleeps on purpose)."""
+    done = threading.Event()
+    for _ in range(int(timeout_s / 0.001)):
+        if condition():
+            return
+        done.wait(0.001)
+    raise AssertionError("the other thread never got there")
 
 
 def _set_event() -> threading.Event:

@@ -219,12 +219,7 @@ class StrokeCounter:
         if half.end - half.start < self.MIN_HALF_S:
             return None  # a flick, not a movement
         if half.turned_deg > self.TURN_DEG:
-            # the roller was turned over or carried round the thigh: not rolling, and
-            # what the mean and the axis learnt from it must not linger
-            self._forget_axis()
-            self._pending = None
-            self.expired = half
-            return None
+            return self._turned(half)
         self._learn_amplitude(half.peak)
         if half.blocked:
             self._pending = None
@@ -242,17 +237,29 @@ class StrokeCounter:
         if pending.sign == half.sign:
             # a hesitation: the same direction resumed; one half-stroke still
             pending.end = half.end
+            pending.peak = max(pending.peak, half.peak)
+            pending.turned_deg += half.turned_deg
             pending.frames += half.frames
             pending.lin_sq += half.lin_sq
             pending.force_sum += half.force_sum
             pending.force_n += half.force_n
             pending.force_min = min(pending.force_min, half.force_min)
             pending.force_max = max(pending.force_max, half.force_max)
+            if pending.turned_deg > self.TURN_DEG:
+                return self._turned(pending)  # a slow turn, paused on the way, is a turn still
             return None
         self._pending = None
         if self._is_rep_motion(pending, half):
             return None
         return self._stroke(pending, half)
+
+    def _turned(self, half: HalfStroke) -> None:
+        # the roller was turned over or carried round the thigh: not rolling, and what
+        # the mean and the axis learnt from it must not linger
+        self._forget_axis()
+        self._pending = None
+        self.expired = half
+        return None
 
     def _is_rep_motion(self, first: HalfStroke, second: HalfStroke) -> bool:
         """A small back-and-forth tilt while the squeeze pulses hard: a rep, even mid-bout.

@@ -4,8 +4,9 @@ A seeded simulated person does the routine (sim/person.py, sim/world.py). What
 the pod would sense drives a register-level MPU-6050 on a fake I2C bus, read by
 the real IMU driver, and a software Pico on a pty, read by the real force link.
 The LED, buzzer and button are gpiozero mock pins; the person's button presses
-drive the mock button pin. Everything runs on a clock ``speed`` times faster
-than life, so the whole routine takes seconds.
+drive the mock button pin. Everything runs on a clock up to ``speed`` times
+faster than life (it waits for a thread that falls behind), so the whole routine
+takes seconds.
 """
 
 from __future__ import annotations

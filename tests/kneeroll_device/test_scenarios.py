@@ -2,7 +2,7 @@
 
 Two demos run at a time, one a core, at 20x. The emulated devices are real threads on
 a fast clock; when they starve, the clock waits for them (clock.ScaledClock), so more
-demos at once only run slower, but no faster.
+demos at once only run slower, never wrong.
 """
 
 from __future__ import annotations

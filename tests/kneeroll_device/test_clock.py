@@ -60,6 +60,20 @@ class Participant:
                 self._done.set()
 
 
+@pytest.fixture
+def participant():
+    """Makes participants on a clock; each is stopped when the test ends."""
+    made: list[Participant] = []
+
+    def make(clock: ScaledClock) -> Participant:
+        made.append(Participant(clock))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.stop()
+
+
 def test_without_participants_it_runs_speed_times_real_time(real):
     clock = ScaledClock(20, start=-3.0)
     assert clock() == -3.0
@@ -67,82 +81,67 @@ def test_without_participants_it_runs_speed_times_real_time(real):
     assert clock() == pytest.approx(7.0)
 
 
-def test_a_thread_that_fell_behind_holds_the_world_back(real):
+def test_a_thread_that_fell_behind_holds_the_world_back(real, participant):
     clock = ScaledClock(20, slack=0.3)
-    reader = Participant(clock)
-    try:
-        reader.do(lambda c: c.checkin())
-        real.now += 10.0  # the reader does not get a turn for ten real seconds
-        assert clock() == pytest.approx(0.3)
-        real.now += 10.0
-        assert clock() == pytest.approx(0.3), "time it could not use is not made up later"
-        reader.do(lambda c: c.checkin())
-        real.now += 0.01
-        assert clock() == pytest.approx(0.5)
-    finally:
-        reader.stop()
+    reader = participant(clock)
+    reader.do(lambda c: c.checkin())
+    real.now += 10.0  # the reader does not get a turn for ten real seconds
+    assert clock() == pytest.approx(0.3)
+    real.now += 10.0
+    assert clock() == pytest.approx(0.3), "time it could not use is not made up later"
+    reader.do(lambda c: c.checkin())
+    real.now += 0.01
+    assert clock() == pytest.approx(0.5)
 
 
-def test_a_waiting_thread_is_up_to_date_until_its_deadline_then_from_when_it_wakes(real):
+def test_a_waiting_thread_is_up_to_date_until_its_deadline_then_from_when_it_wakes(real, participant):
     clock = ScaledClock(10, slack=0.3)
-    waiter = Participant(clock)
+    waiter = participant(clock)
     wake = threading.Event()
-    try:
-        waiter.do(lambda c: c.checkin())
-        waiting = threading.Thread(target=lambda: waiter.do(lambda c: c.wait(wake, 2.0)), daemon=True)
-        waiting.start()
-        _until(lambda: clock._due[waiter.thread.ident][1] == 2.0)
-        real.now += 1.0  # the waiter sleeps through it: it holds no one back before 2.0 + slack
-        assert clock() == pytest.approx(2.3)
-        wake.set()  # woken early, at 2.3: from now on it must keep up again
-        waiting.join(5.0)
-        real.now += 1.0
-        assert clock() == pytest.approx(2.6)
-    finally:
-        waiter.stop()
+    waiter.do(lambda c: c.checkin())
+    waiting = threading.Thread(target=lambda: waiter.do(lambda c: c.wait(wake, 2.0)), daemon=True)
+    waiting.start()
+    _until(lambda: clock._due[waiter.thread.ident][1] == 2.0)
+    real.now += 1.0  # the waiter sleeps through it: it holds no one back before 2.0 + slack
+    assert clock() == pytest.approx(2.3)
+    wake.set()  # woken early, at 2.3: from now on it must keep up again
+    waiting.join(5.0)
+    real.now += 1.0
+    assert clock() == pytest.approx(2.6)
 
 
-def test_threads_that_checked_out_or_ended_hold_no_one_back(real):
+def test_threads_that_checked_out_or_ended_hold_no_one_back(real, participant):
     clock = ScaledClock(10, slack=0.3)
-    gone, ended = Participant(clock), Participant(clock)
+    gone, ended = participant(clock), participant(clock)
     gone.do(lambda c: c.checkin())
     ended.do(lambda c: c.checkin())
     gone.do(lambda c: c.checkout())
     ended.stop()
-    try:
-        real.now += 1.0
-        assert clock() == pytest.approx(10.0)
-    finally:
-        gone.stop()
+    real.now += 1.0
+    assert clock() == pytest.approx(10.0)
 
 
-def test_threads_that_never_checked_in_are_not_waited_for(real):
+def test_threads_that_never_checked_in_are_not_waited_for(real, participant):
     clock = ScaledClock(10, slack=0.3)
-    bystander = Participant(clock)
-    try:
-        bystander.do(lambda c: c.wait(_set_event(), 0.1))
-        real.now += 1.0
-        assert clock() == pytest.approx(10.0)
-    finally:
-        bystander.stop()
+    bystander = participant(clock)
+    bystander.do(lambda c: c.wait(_set_event(), 0.1))
+    real.now += 1.0
+    assert clock() == pytest.approx(10.0)
 
 
-def test_a_wait_lasts_its_clock_seconds_while_the_world_is_held_back(real):
+def test_a_wait_lasts_its_clock_seconds_while_the_world_is_held_back(real, participant):
     clock = ScaledClock(10, slack=0.3)
-    laggard = Participant(clock)
+    laggard = participant(clock)
     laggard.do(lambda c: c.checkin())
     done = threading.Event()
     sleeper = threading.Thread(target=lambda: (clock.wait(threading.Event(), 0.5), done.set()), daemon=True)
-    try:
-        sleeper.start()
-        real.now += 10.0  # in real time the wait is long over, but the world stands at 0.3
-        assert not done.wait(0.1) and clock() == pytest.approx(0.3)
-        laggard.do(lambda c: c.checkin())  # the laggard catches up: time moves on
-        real.now += 0.1
-        assert done.wait(5.0) and clock() >= 0.5
-    finally:
-        laggard.stop()
-        sleeper.join(5.0)
+    sleeper.start()
+    real.now += 10.0  # in real time the wait is long over, but the world stands at 0.3
+    assert not done.wait(0.1) and clock() == pytest.approx(0.3)
+    laggard.do(lambda c: c.checkin())  # the laggard catches up: time moves on
+    real.now += 0.1
+    assert done.wait(5.0) and clock() >= 0.5
+    sleeper.join(5.0)
 
 
 @pytest.mark.parametrize("speed, slack", [(0, 0.3), (-1, 0.3), (10, 0)])

@@ -209,6 +209,18 @@ _LSM6_COMMON = (
     Register("OUTX_L_A", 0x28, doc="DSOX 9.35: accel X,Y,Z 0x28-0x2D, little-endian"),
 )
 
+# the control bits both chips place alike (in the registers of _LSM6_COMMON)
+_LSM6_COMMON_FIELDS = {
+    "ODR_XL": Field("CTRL1_XL", 4, 4),
+    "FS_XL": Field("CTRL1_XL", 2, 2),
+    "ODR_G": Field("CTRL2_G", 4, 4),
+    "FS_G": Field("CTRL2_G", 1, 3),
+    "BOOT": Field("CTRL3_C", 7, 1),
+    "BDU": Field("CTRL3_C", 6, 1),
+    "IF_INC": Field("CTRL3_C", 2, 1),
+    "SW_RESET": Field("CTRL3_C", 0, 1),
+}
+
 LSM6DSOX = RegisterMap(
     chip="lsm6dsox",
     registers=_LSM6_COMMON
@@ -226,14 +238,7 @@ LSM6DSOX = RegisterMap(
         Register("FIFO_DATA_OUT_X_L", 0x79, doc="DSOX 9.82-9.87: 6 data bytes 0x79-0x7E"),
     ),
     fields={
-        "ODR_XL": Field("CTRL1_XL", 4, 4),
-        "FS_XL": Field("CTRL1_XL", 2, 2),
-        "ODR_G": Field("CTRL2_G", 4, 4),
-        "FS_G": Field("CTRL2_G", 1, 3),
-        "BOOT": Field("CTRL3_C", 7, 1),
-        "BDU": Field("CTRL3_C", 6, 1),
-        "IF_INC": Field("CTRL3_C", 2, 1),
-        "SW_RESET": Field("CTRL3_C", 0, 1),
+        **_LSM6_COMMON_FIELDS,
         "I3C_DISABLE": Field("CTRL9_XL", 1, 1),
         "BDR_GY": Field("FIFO_CTRL3", 4, 4),
         "BDR_XL": Field("FIFO_CTRL3", 0, 4),
@@ -275,14 +280,7 @@ LSM6DS3TRC = RegisterMap(
         Register("FIFO_DATA_OUT_H", 0x3F),
     ),
     fields={
-        "ODR_XL": Field("CTRL1_XL", 4, 4),
-        "FS_XL": Field("CTRL1_XL", 2, 2),
-        "ODR_G": Field("CTRL2_G", 4, 4),
-        "FS_G": Field("CTRL2_G", 1, 3),
-        "BOOT": Field("CTRL3_C", 7, 1),
-        "BDU": Field("CTRL3_C", 6, 1),
-        "IF_INC": Field("CTRL3_C", 2, 1),
-        "SW_RESET": Field("CTRL3_C", 0, 1),
+        **_LSM6_COMMON_FIELDS,
         "DEC_FIFO_GYRO": Field("FIFO_CTRL3", 3, 3),
         "DEC_FIFO_XL": Field("FIFO_CTRL3", 0, 3),
         "ODR_FIFO": Field("FIFO_CTRL5", 3, 4),

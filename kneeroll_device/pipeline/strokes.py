@@ -22,6 +22,7 @@ import math
 
 from ..samples import StrokeEvent
 from .framing import FRAME_S
+from .axis import StrokeAxis
 from .motion import ema_alpha
 
 G = 9.80665
@@ -29,7 +30,7 @@ G = 9.80665
 
 class HalfStroke:
     __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "force_min", "force_max", "lin_sq", "frames",
-                 "blocked", "turned_deg", "slow_since")
+                 "blocked", "turn", "slow_since")
 
     def __init__(self, sign: int, start: float):
         self.sign = sign
@@ -43,8 +44,15 @@ class HalfStroke:
         self.lin_sq = 0.0
         self.frames = 0
         self.blocked = False  # made during a rep or without grip: not rolling
-        self.turned_deg = 0.0  # how far the pod turned meanwhile (gyro only)
+        self.turn = [0.0, 0.0, 0.0]  # the rate summed meanwhile (gyro only): deg about each axis
         self.slow_since: float | None = None  # since when it has crept along at a fraction of its peak
+
+    @property
+    def turned_deg(self) -> float:
+        """How far the pod turned over the half-stroke, net: a twist back and forth cancels,
+        a flip does not."""
+        x, y, z = self.turn
+        return math.sqrt(x * x + y * y + z * z)
 
 
 class StrokeCounter:
@@ -60,34 +68,26 @@ class StrokeCounter:
     ACCEL_SCALE = 100.0  # m/s of integrated acceleration to the gyro's deg/s scale
     ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
     OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
-    POWER_STEPS = 1  # a frame: the axis settles over strokes, it does not chase each one
     GYRO_HP_TAU_S = 6.0
     REP_TILT_MAX = 3 * H_MIN  # deg/s: a rep lifts the thigh a degree or two, slowly
     REP_SWING = 0.3  # of the squeeze: a pulse this big with a small tilt is a rep
     TURN_DEG = 110.0  # a half-stroke turning the pod further than this is a turn, not rolling
                       # (a stroke tilts the frame by 30 degrees at most, and twisting in step
                       # with it, 20-35 degrees each way, sweeps up to 70 more; a flip turns 180)
-    AXIS_TAU_S = 20.0  # memory of the principal axis: the roller tilts about its own axle,
-                       # which is fixed in the pod's frame (the flip turns it end over end, so
-                       # the same axis serves the hamstrings); a short memory let the axis
-                       # follow the rate vector round the ellipse that twisting in step with the
-                       # strokes draws, and the projection never changed sign
     ROLLING_GRACE_S = 0.8  # after a stroke, still rolling for this long
     BOUT_GAP_S = 3.0  # a half-stroke this soon after a stroke continues the bout ...
     BOUT_SHARE = 0.5  # ... if it moves at least this share of the recent amplitude
 
     def __init__(self):
         self._hp_mean = [0.0, 0.0, 0.0]
-        self._cov = [0.0] * 6  # xx, yy, zz, xy, xz, yz
-        self._axis = [1.0, 0.0, 0.0]
+        self.axes = StrokeAxis()
         self._env = 0.0
-        self._velocity = [0.0, 0.0, 0.0]  # accel-only path
+        self._velocity = [0.0, 0.0, 0.0]
+        self._v_mean = [0.0, 0.0, 0.0]
         # the gyro's bias is learnt when still, so its high-pass only follows slow drift;
         # integrated acceleration drifts faster
         self._a_hp_gyro = ema_alpha(self.GYRO_HP_TAU_S)
         self._a_hp_accel = ema_alpha(3.0)
-        self._a_hp = self._a_hp_gyro
-        self._a_cov = ema_alpha(self.AXIS_TAU_S)
         self._leak = math.exp(-FRAME_S / 1.5)
         self._env_decay = math.exp(-FRAME_S / 6.0)
         self._current: HalfStroke | None = None
@@ -99,47 +99,44 @@ class StrokeCounter:
 
     # --- the velocity-like signal ------------------------------------------------------
 
-    def _signal(self, rate: tuple | None, linear: tuple) -> tuple[float, float, float]:
-        if rate is not None:
-            self._a_hp = self._a_hp_gyro
-            return rate
-        self._a_hp = self._a_hp_accel
-        v, leak = self._velocity, self._leak
+    def _integrate(self, linear: tuple) -> tuple[float, float, float]:
+        """The pod's velocity from the linear acceleration: leaky, and its mean removed (m/s)."""
+        v, m, leak, a = self._velocity, self._v_mean, self._leak, self._a_hp_accel
         for i in range(3):
             v[i] = (v[i] + linear[i] * G * FRAME_S) * leak
-        s = self.ACCEL_SCALE
-        return (v[0] * s, v[1] * s, v[2] * s)
+            m[i] += a * (v[i] - m[i])
+        return (v[0] - m[0], v[1] - m[1], v[2] - m[2])
 
-    def _project(self, x: tuple) -> float:
-        m, a = self._hp_mean, self._a_hp
+    def _signal(self, rate: tuple | None, linear: tuple) -> float:
+        """The velocity-like signal: the rate about the stroke axis, or the velocity along it."""
+        velocity = self._integrate(linear)
+        if rate is not None:
+            return self._project(rate, self._a_hp_gyro, velocity)
+        v, s = self._velocity, self.ACCEL_SCALE
+        return self._project((v[0] * s, v[1] * s, v[2] * s), self._a_hp_accel, None)
+
+    def _project(self, x: tuple, a: float, velocity: tuple | None) -> float:
+        m = self._hp_mean
         hx, hy, hz = x[0] - m[0], x[1] - m[1], x[2] - m[2]
         # a flip or a grab turns the pod ten times faster than rolling does: clip what
         # it teaches the mean and the axis, or they would take many seconds to forget it
-        cap = self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR)
+        # (of the main rotation, which is not the one counted on while the user twists)
+        axes = self.axes
+        cap = self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR, axes.main_amplitude())
         size = math.sqrt(hx * hx + hy * hy + hz * hz)
         scale = cap / size if size > cap else 1.0
-        cx, cy, cz = hx * scale, hy * scale, hz * scale
-        m[0] += a * cx
-        m[1] += a * cy
-        m[2] += a * cz
-        c, b = self._cov, self._a_cov
-        c[0] += b * (cx * cx - c[0])
-        c[1] += b * (cy * cy - c[1])
-        c[2] += b * (cz * cz - c[2])
-        c[3] += b * (cx * cy - c[3])
-        c[4] += b * (cx * cz - c[4])
-        c[5] += b * (cy * cz - c[5])
-        e = self._axis
-        # power iteration from the last axis: it keeps its sign while it settles
-        for _ in range(self.POWER_STEPS):
-            nx = c[0] * e[0] + c[3] * e[1] + c[4] * e[2]
-            ny = c[3] * e[0] + c[1] * e[1] + c[5] * e[2]
-            nz = c[4] * e[0] + c[5] * e[1] + c[2] * e[2]
-            norm = math.sqrt(nx * nx + ny * ny + nz * nz)
-            if norm <= 1e-9:
-                break
-            e = [nx / norm, ny / norm, nz / norm]
-        self._axis = e
+        m[0] += a * hx * scale
+        m[1] += a * hy * scale
+        m[2] += a * hz * scale
+        e = axes.update((hx * scale, hy * scale, hz * scale), velocity, x)
+        if axes.changed:
+            # another axis, another signal, with its own sign and amplitude: a half-stroke
+            # done on the old one still pairs with the next half on the new one, whichever
+            # way that turns, so the count keeps its step
+            self._current = None
+            if self._pending is not None:
+                self._pending.sign = 0
+            self._env = math.sqrt(2.0) * axes.rates.rms(e)
         return hx * e[0] + hy * e[1] + hz * e[2]
 
     # --- half-strokes and strokes ------------------------------------------------------
@@ -160,9 +157,7 @@ class StrokeCounter:
             self._pending = None
 
     def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
-        x = self._signal(rate, linear)
-        u = self._project(x)
-        self.u = u
+        self.u = u = self._signal(rate, linear)
         self._env *= self._env_decay
         h = max(self.H_MIN, self.H_RATIO * self._env)
         cur = self._current
@@ -178,7 +173,10 @@ class StrokeCounter:
         cur.peak = max(cur.peak, abs(u))
         cur.frames += 1
         if rate is not None:
-            cur.turned_deg += math.sqrt(rate[0] ** 2 + rate[1] ** 2 + rate[2] ** 2) * FRAME_S
+            turn = cur.turn
+            turn[0] += rate[0] * FRAME_S
+            turn[1] += rate[1] * FRAME_S
+            turn[2] += rate[2] * FRAME_S
         cur.lin_sq += linear[0] ** 2 + linear[1] ** 2 + linear[2] ** 2
         if force == force:  # not NaN
             cur.force_sum += force
@@ -209,7 +207,7 @@ class StrokeCounter:
 
     def _forget_axis(self) -> None:
         self._hp_mean = [0.0, 0.0, 0.0]
-        self._cov = [0.0] * 6
+        self.axes.forget()
 
     def _learn_amplitude(self, peak: float) -> None:
         capped = min(peak, self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR))
@@ -238,7 +236,7 @@ class StrokeCounter:
             # a hesitation: the same direction resumed; one half-stroke still
             pending.end = half.end
             pending.peak = max(pending.peak, half.peak)
-            pending.turned_deg += half.turned_deg
+            pending.turn = [a + b for a, b in zip(pending.turn, half.turn)]
             pending.frames += half.frames
             pending.lin_sq += half.lin_sq
             pending.force_sum += half.force_sum

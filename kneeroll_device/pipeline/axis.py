@@ -1,0 +1,246 @@
+"""The axis strokes are counted on: the way the pod turns as the roller rolls.
+
+The roller's frame tilts about its axle as it rides over the curve of the
+thigh, and the axle is fixed in the pod's frame, so the main axis of the gyro's
+rate (tracked by power iteration on its running covariance) is usually that
+axle. Except when the user twists the roller round the thigh at a rhythm of
+their own: then the twist turns the pod more than the tilt does, the main axis
+is the thigh's, and counting on it counts the twists.
+
+Two facts tell the two apart without assuming how the pod sits:
+
+- Rolling turns the pod on the radius of the thigh's curve, most of a metre;
+  twisting swings it on the handle, a few centimetres out. The pod's velocity
+  (integrated acceleration) per radian turned about an axis measures that
+  radius, so the rotation that moves the pod furthest per radian is the rolling.
+- Twisting in step with the strokes (once each way a stroke) counts the strokes
+  as well as the tilt does; only a twist that keeps its own rhythm must be left
+  out. The share of the main rotation that moves with the tilt, or with the
+  angle it turns, says which.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .framing import FRAME_S
+from .motion import ema_alpha
+
+RAD_TO_DEG = 180.0 / math.pi
+
+
+class AxisCovariance:
+    """A running covariance of 3-vectors, and its main axis by power iteration."""
+
+    __slots__ = ("c", "weight")
+
+    def __init__(self):
+        self.c = [0.0] * 6  # xx, yy, zz, xy, xz, yz
+        self.weight = 0.0  # of the running mean so far: it starts from nothing
+
+    def add(self, x: tuple, alpha: float) -> None:
+        c, (x0, x1, x2) = self.c, x
+        self.weight += alpha * (1.0 - self.weight)
+        c[0] += alpha * (x0 * x0 - c[0])
+        c[1] += alpha * (x1 * x1 - c[1])
+        c[2] += alpha * (x2 * x2 - c[2])
+        c[3] += alpha * (x0 * x1 - c[3])
+        c[4] += alpha * (x0 * x2 - c[4])
+        c[5] += alpha * (x1 * x2 - c[5])
+
+    def along(self, e: list[float]) -> float:
+        """The running mean square along the unit vector e."""
+        c = self.c
+        return (c[0] * e[0] * e[0] + c[1] * e[1] * e[1] + c[2] * e[2] * e[2]
+                + 2.0 * (c[3] * e[0] * e[1] + c[4] * e[0] * e[2] + c[5] * e[1] * e[2]))
+
+    def rms(self, e: list[float]) -> float:
+        """The rms along the unit vector e, corrected for the running mean's start from zero."""
+        return math.sqrt(max(self.along(e), 0.0) / self.weight) if self.weight else 0.0
+
+    def power_step(self, e: list[float], steps: int, without: list[float] | None = None) -> list[float]:
+        """Move e towards the main axis (of the plane across ``without``, if given)."""
+        c = self.c
+        for _ in range(steps):
+            if without is not None:
+                e = _remove(e, without)
+            nx = c[0] * e[0] + c[3] * e[1] + c[4] * e[2]
+            ny = c[3] * e[0] + c[1] * e[1] + c[5] * e[2]
+            nz = c[4] * e[0] + c[5] * e[1] + c[2] * e[2]
+            if without is not None:
+                nx, ny, nz = _remove([nx, ny, nz], without)
+            norm = math.sqrt(nx * nx + ny * ny + nz * nz)
+            if norm <= 1e-9:
+                break
+            e = [nx / norm, ny / norm, nz / norm]
+        return e
+
+
+def _remove(e: list[float], w: list[float]) -> list[float]:
+    """e without its part along the unit vector w."""
+    d = e[0] * w[0] + e[1] * w[1] + e[2] * w[2]
+    return [e[0] - d * w[0], e[1] - d * w[1], e[2] - d * w[2]]
+
+
+def _dot(a, b) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+class HighPass:
+    """A first-order high-pass of 3-vectors at the frame rate."""
+
+    __slots__ = ("leak", "prev", "y")
+
+    def __init__(self, tau_s: float):
+        self.leak = math.exp(-FRAME_S / tau_s)
+        self.prev: tuple | None = None
+        self.y = (0.0, 0.0, 0.0)
+
+    def apply(self, x: tuple) -> tuple:
+        p, y, k = self.prev, self.y, self.leak
+        if p is not None:
+            self.y = y = (k * (y[0] + x[0] - p[0]), k * (y[1] + x[1] - p[1]), k * (y[2] + x[2] - p[2]))
+        self.prev = x
+        return y
+
+
+class Coherence:
+    """How much of one rate moves in step with another: with it, or with the angle it turns.
+
+    The share of the first rate's variance that the second rate and its angle
+    explain together, by least squares (the two are about a quarter-cycle apart,
+    so between them they catch any phase): near 1 when both follow one rhythm,
+    near 0 when each keeps its own.
+    """
+
+    __slots__ = ("angle", "s")
+    ALPHA = ema_alpha(10.0)
+    LEAK = math.exp(-FRAME_S / 2.0)
+
+    def __init__(self):
+        self.angle = 0.0
+        self.s = [0.0] * 6  # aa, bb, angle^2, ab, a*angle, b*angle
+
+    def update(self, a: float, b: float) -> None:
+        self.angle = angle = (self.angle + b * FRAME_S) * self.LEAK
+        s, k = self.s, self.ALPHA
+        s[0] += k * (a * a - s[0])
+        s[1] += k * (b * b - s[1])
+        s[2] += k * (angle * angle - s[2])
+        s[3] += k * (a * b - s[3])
+        s[4] += k * (a * angle - s[4])
+        s[5] += k * (b * angle - s[5])
+
+    @property
+    def share(self) -> float:
+        aa, bb, cc, ab, ac, bc = self.s
+        det = bb * cc - bc * bc
+        if aa <= 0.0 or det <= 1e-12 * bb * cc:
+            return 0.0
+        # the explained part of a's variance: [ab ac] inv([[bb bc] [bc cc]]) [ab ac]'
+        explained = (cc * ab * ab - 2.0 * bc * ab * ac + bb * ac * ac) / det
+        return min(max(explained / aa, 0.0), 1.0)
+
+
+class StrokeAxis:
+    """The gyro axis the strokes show on, and whether the user twists round the main one."""
+
+    TAU_S = 20.0  # memory of the axes: the roller tilts about its own axle, which is fixed
+                  # in the pod's frame (the flip turns it end over end, so the same axis
+                  # serves the hamstrings); a short memory let the axis follow the rate
+                  # vector round the ellipse that twisting in step with the strokes draws
+    DECIDE_EVERY = 5  # frames: the axes settle over seconds, so half a second is soon enough
+    TWIST_RADIUS_M = 0.35  # the main rotation swings the pod on a handle's length or so ...
+    TWIST_RATIO = 2.0  # ... while the one across it turns it on a radius this many times longer
+    TWIST_TILT_DPS = 2.0  # ... and clearly faster than tremor ...
+    IN_STEP_SHARE = 0.5  # ... and the main rotation does not keep step with it
+    OFF_RADIUS_M = 0.45  # a looser test to stay twisting (hysteresis)
+    OFF_RATIO = 1.5
+    OFF_TILT_DPS = 1.5
+    DWELL_DECISIONS = 4  # a change must hold this long (2 s): the estimates wander as they settle
+
+    def __init__(self):
+        self._a = ema_alpha(self.TAU_S)
+        self.main = [1.0, 0.0, 0.0]
+        self.tilt = [0.0, 1.0, 0.0]  # the main axis of the plane across the main one
+        self.twisting = False
+        self.changed = False  # the axis counted on changed at the last update
+
+        self.radii_m = (0.0, 0.0)  # main, tilt
+        self._frames = 0
+        self._votes = 0
+        self.forget()
+        # the velocity is the acceleration high-passed three times (the gravity
+        # estimate, the leaky integral, its mean): the rate it is compared with must be too
+        self._rate_filters = (HighPass(1.5), HighPass(1.5), HighPass(3.0))
+
+    def forget(self) -> None:
+        """The roller was turned over or carried: what the axes learnt from it must not linger."""
+        self.rates = AxisCovariance()
+        self._swing = [0.0] * 9  # rate (rows) against velocity (columns)
+        self._in_step = Coherence()
+        self.twisting = False
+        self._votes = 0
+
+    def main_amplitude(self) -> float:
+        """The amplitude of the rate about the main axis while it is being twisted round
+        (deg/s); 0 otherwise."""
+        return math.sqrt(2.0) * self.rates.rms(self.main) if self.twisting else 0.0
+
+    @property
+    def axis(self) -> list[float]:
+        """The axis to count strokes on."""
+        return self.tilt if self.twisting else self.main
+
+    def update(self, rate: tuple, velocity: tuple | None = None, raw_rate: tuple | None = None) -> list[float]:
+        """One frame: ``rate`` high-passed (deg/s); ``velocity`` (m/s) and the unfiltered
+        ``raw_rate`` only from a gyro, to tell twisting from rolling."""
+        self.changed = False
+        rates = self.rates
+        rates.add(rate, self._a)
+        # power iteration from the last axis: it keeps its sign while it settles
+        self.main = main = rates.power_step(self.main, 1)
+        if velocity is None:
+            return main
+        self._add_swing(raw_rate, velocity)
+        self._in_step.update(_dot(rate, main), _dot(rate, self.tilt))
+        self._frames += 1
+        if self._frames % self.DECIDE_EVERY == 0:
+            self.tilt = rates.power_step(self.tilt, self.DECIDE_EVERY, without=main)
+            self._decide()
+        return self.axis
+
+    def _add_swing(self, raw_rate: tuple, velocity: tuple) -> None:
+        x = raw_rate
+        for f in self._rate_filters:
+            x = f.apply(x)
+        w, a = self._swing, self._a
+        v0, v1, v2 = velocity
+        for i in range(3):
+            xi = x[i]
+            k = 3 * i
+            w[k] += a * (xi * v0 - w[k])
+            w[k + 1] += a * (xi * v1 - w[k + 1])
+            w[k + 2] += a * (xi * v2 - w[k + 2])
+
+    def radius_m(self, e: list[float]) -> float:
+        """How far the pod travels per radian turned about e: the radius it turns on."""
+        w = self._swing
+        c0 = e[0] * w[0] + e[1] * w[3] + e[2] * w[6]
+        c1 = e[0] * w[1] + e[1] * w[4] + e[2] * w[7]
+        c2 = e[0] * w[2] + e[1] * w[5] + e[2] * w[8]
+        var = self.rates.along(e)
+        return math.sqrt(c0 * c0 + c1 * c1 + c2 * c2) / var * RAD_TO_DEG if var > 0.0 else 0.0
+
+    def _decide(self) -> None:
+        r_main, r_tilt = self.radius_m(self.main), self.radius_m(self.tilt)
+        self.radii_m = (r_main, r_tilt)
+        tilt_rms = self.rates.rms(self.tilt)
+        if self.twisting:
+            wanted = r_main < self.OFF_RADIUS_M and r_tilt > self.OFF_RATIO * r_main and tilt_rms > self.OFF_TILT_DPS
+        else:
+            wanted = (r_main < self.TWIST_RADIUS_M and r_tilt > self.TWIST_RATIO * r_main
+                      and tilt_rms > self.TWIST_TILT_DPS and self._in_step.share < self.IN_STEP_SHARE)
+        self._votes = self._votes + 1 if wanted != self.twisting else 0
+        if self._votes >= self.DWELL_DECISIONS:
+            self.twisting, self._votes, self.changed = wanted, 0, True

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 from ..samples import StrokeEvent
-from .framing import FRAME_S
 from .axis import StrokeAxis
+from .framing import FRAME_S
 from .motion import ema_alpha
 
 G = 9.80665
@@ -119,8 +119,8 @@ class StrokeCounter:
         m = self._hp_mean
         hx, hy, hz = x[0] - m[0], x[1] - m[1], x[2] - m[2]
         # a flip or a grab turns the pod ten times faster than rolling does: clip what
-        # it teaches the mean and the axis, or they would take many seconds to forget it
-        # (of the main rotation, which is not the one counted on while the user twists)
+        # it teaches the mean and the axis, or they would take many seconds to forget it;
+        # while the user twists, the twist sets the scale, not the smaller tilt counted on
         axes = self.axes
         cap = self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR, axes.main_amplitude())
         size = math.sqrt(hx * hx + hy * hy + hz * hz)

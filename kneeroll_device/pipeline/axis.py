@@ -26,9 +26,6 @@ import math
 from .framing import FRAME_S
 from .motion import ema_alpha
 
-RAD_TO_DEG = 180.0 / math.pi
-
-
 class AxisCovariance:
     """A running covariance of 3-vectors, and its main axis by power iteration."""
 
@@ -76,14 +73,14 @@ class AxisCovariance:
         return e
 
 
-def _remove(e: list[float], w: list[float]) -> list[float]:
-    """e without its part along the unit vector w."""
-    d = e[0] * w[0] + e[1] * w[1] + e[2] * w[2]
-    return [e[0] - d * w[0], e[1] - d * w[1], e[2] - d * w[2]]
-
-
 def _dot(a, b) -> float:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _remove(e: list[float], w: list[float]) -> list[float]:
+    """e without its part along the unit vector w."""
+    d = _dot(e, w)
+    return [e[0] - d * w[0], e[1] - d * w[1], e[2] - d * w[2]]
 
 
 class HighPass:
@@ -163,13 +160,9 @@ class StrokeAxis:
         self._a = ema_alpha(self.TAU_S)
         self.main = [1.0, 0.0, 0.0]
         self.tilt = [0.0, 1.0, 0.0]  # the main axis of the plane across the main one
-        self.twisting = False
         self.changed = False  # the axis counted on changed at the last update
-
-        self.radii_m = (0.0, 0.0)  # main, tilt
         self._frames = 0
-        self._votes = 0
-        self.forget()
+        self.forget()  # and not twisting
         # the velocity is the acceleration high-passed three times (the gravity
         # estimate, the leaky integral, its mean): the rate it is compared with must be too
         self._rate_filters = (HighPass(1.5), HighPass(1.5), HighPass(3.0))
@@ -230,11 +223,10 @@ class StrokeAxis:
         c1 = e[0] * w[1] + e[1] * w[4] + e[2] * w[7]
         c2 = e[0] * w[2] + e[1] * w[5] + e[2] * w[8]
         var = self.rates.along(e)
-        return math.sqrt(c0 * c0 + c1 * c1 + c2 * c2) / var * RAD_TO_DEG if var > 0.0 else 0.0
+        return math.degrees(math.sqrt(c0 * c0 + c1 * c1 + c2 * c2) / var) if var > 0.0 else 0.0
 
     def _decide(self) -> None:
         r_main, r_tilt = self.radius_m(self.main), self.radius_m(self.tilt)
-        self.radii_m = (r_main, r_tilt)
         tilt_rms = self.rates.rms(self.tilt)
         if self.twisting:
             wanted = r_main < self.OFF_RADIUS_M and r_tilt > self.OFF_RATIO * r_main and tilt_rms > self.OFF_TILT_DPS

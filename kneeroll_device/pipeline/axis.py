@@ -4,19 +4,22 @@ The roller's frame tilts about its axle as it rides over the curve of the
 thigh, and the axle is fixed in the pod's frame, so the main axis of the gyro's
 rate (tracked by power iteration on its running covariance) is usually that
 axle. Except when the user twists the roller round the thigh at a rhythm of
-their own: then the twist turns the pod more than the tilt does, the main axis
-is the thigh's, and counting on it counts the twists.
+their own: then the twist can turn the pod more than the tilt does, the main
+axis is the thigh's or a mixture of the two, and counting on it counts the
+twists.
 
 Two facts tell the two apart without assuming how the pod sits:
 
 - Rolling turns the pod on the radius of the thigh's curve, most of a metre;
-  twisting swings it on the handle, a few centimetres out. The pod's velocity
-  (integrated acceleration) per radian turned about an axis measures that
-  radius, so the rotation that moves the pod furthest per radian is the rolling.
+  twisting swings it on the handle, a few centimetres out. The least-squares
+  map from the rate to the pod's velocity (integrated acceleration) has, as its
+  top right singular vector, the rotation that moves the pod furthest per
+  radian turned: the rolling, however small its share of the rate, and even
+  when the twist's and the tilt's rates are alike and the main axis is a blend.
 - Twisting in step with the strokes (once each way a stroke) counts the strokes
   as well as the tilt does; only a twist that keeps its own rhythm must be left
-  out. The share of the main rotation that moves with the tilt, or with the
-  angle it turns, says which.
+  out. The share of the main rotation that moves with the tilt across it, or
+  with the angle it turns, says which.
 """
 
 from __future__ import annotations
@@ -71,6 +74,21 @@ class AxisCovariance:
                 break
             e = [nx / norm, ny / norm, nz / norm]
         return e
+
+
+def _sym_solve(c: list[float], b: list[float]) -> list[float]:
+    """x with S x = b, S symmetric 3x3 given as xx, yy, zz, xy, xz, yz (Cramer's rule)."""
+    a00, a11, a22, a01, a02, a12 = c
+    i00 = a11 * a22 - a12 * a12
+    i01 = a02 * a12 - a01 * a22
+    i02 = a01 * a12 - a02 * a11
+    i11 = a00 * a22 - a02 * a02
+    i12 = a01 * a02 - a00 * a12
+    i22 = a00 * a11 - a01 * a01
+    det = a00 * i00 + a01 * i01 + a02 * i02
+    return [(i00 * b[0] + i01 * b[1] + i02 * b[2]) / det,
+            (i01 * b[0] + i11 * b[1] + i12 * b[2]) / det,
+            (i02 * b[0] + i12 * b[1] + i22 * b[2]) / det]
 
 
 def _dot(a, b) -> float:
@@ -147,14 +165,13 @@ class StrokeAxis:
                   # serves the hamstrings); a short memory let the axis follow the rate
                   # vector round the ellipse that twisting in step with the strokes draws
     DECIDE_EVERY = 5  # frames: the axes settle over seconds, so half a second is soon enough
-    TWIST_RADIUS_M = 0.35  # the main rotation swings the pod on a handle's length or so ...
-    TWIST_RATIO = 2.0  # ... while the one across it turns it on a radius this many times longer
-    TWIST_TILT_DPS = 2.0  # ... and clearly faster than tremor ...
-    IN_STEP_SHARE = 0.5  # ... and the main rotation does not keep step with it
-    OFF_RADIUS_M = 0.45  # a looser test to stay twisting (hysteresis)
-    OFF_RATIO = 1.5
-    OFF_TILT_DPS = 1.5
-    DWELL_DECISIONS = 4  # a change must hold this long (2 s): the estimates wander as they settle
+    REACH_STEPS = 3  # power steps towards the reaching axis at each decision
+    TREMOR_DPS = 2.0  # a rotation slower than tremor is not trusted to measure a radius
+    APART_COS = 0.7  # the main rotation is more than 45 degrees from the reaching one ...
+    TWIST_RATIO = 2.0  # ... which turns the pod on a radius this many times longer ...
+    IN_STEP_SHARE = 0.5  # ... the main rotation does not keep step with it ...
+                         # ... and it turns faster than tremor
+    DWELL_DECISIONS = 2  # a change must hold this long (1 s): the estimates wander as they settle
 
     def __init__(self):
         self._a = ema_alpha(self.TAU_S)
@@ -163,15 +180,19 @@ class StrokeAxis:
         self.changed = False  # the axis counted on changed at the last update
         self._frames = 0
         self.forget()  # and not twisting
-        # the velocity is the acceleration high-passed three times (the gravity
-        # estimate, the leaky integral, its mean): the rate it is compared with must be too
-        self._rate_filters = (HighPass(1.5), HighPass(1.5), HighPass(3.0))
 
     def forget(self) -> None:
         """The roller was turned over or carried: what the axes learnt from it must not linger."""
         self.rates = AxisCovariance()
-        self._swing = [0.0] * 9  # rate (rows) against velocity (columns)
+        # the velocity is the acceleration high-passed three times (the gravity
+        # estimate, the leaky integral, its mean): the rate it is compared with must
+        # be too, and start afresh, or a flip would ring through them for seconds
+        self._rate_filters = (HighPass(1.5), HighPass(1.5), HighPass(3.0))
+        self._filtered = AxisCovariance()  # of the rate so filtered
+        self._swing = [0.0] * 9  # that rate (rows) against the velocity (columns)
         self._in_step = Coherence()
+        self.reach = list(self.main)
+        self._counted = self.reach  # the reaching axis when it was last taken up
         self.twisting = False
         self._votes = 0
 
@@ -183,7 +204,7 @@ class StrokeAxis:
     @property
     def axis(self) -> list[float]:
         """The axis to count strokes on."""
-        return self.tilt if self.twisting else self.main
+        return self.reach if self.twisting else self.main
 
     def update(self, rate: tuple, velocity: tuple | None = None, raw_rate: tuple | None = None) -> list[float]:
         """One frame: ``rate`` high-passed (deg/s); ``velocity`` (m/s) and the unfiltered
@@ -200,6 +221,7 @@ class StrokeAxis:
         self._frames += 1
         if self._frames % self.DECIDE_EVERY == 0:
             self.tilt = rates.power_step(self.tilt, self.DECIDE_EVERY, without=main)
+            self.reach = self._reach_step(self.reach, self.REACH_STEPS)
             self._decide()
         return self.axis
 
@@ -207,6 +229,7 @@ class StrokeAxis:
         x = raw_rate
         for f in self._rate_filters:
             x = f.apply(x)
+        self._filtered.add(x, self._a)
         w, a = self._swing, self._a
         v0, v1, v2 = velocity
         for i in range(3):
@@ -216,23 +239,63 @@ class StrokeAxis:
             w[k + 1] += a * (xi * v1 - w[k + 1])
             w[k + 2] += a * (xi * v2 - w[k + 2])
 
+    def _moved_by(self, e: list[float]) -> list[float]:
+        """W' e: the velocity that moves with the rate about e."""
+        w = self._swing
+        return [e[0] * w[0] + e[1] * w[3] + e[2] * w[6],
+                e[0] * w[1] + e[1] * w[4] + e[2] * w[7],
+                e[0] * w[2] + e[1] * w[5] + e[2] * w[8]]
+
+    def _turns_with(self, v: list[float]) -> list[float]:
+        """W v: the rate that turns with the velocity v."""
+        w = self._swing
+        return [w[0] * v[0] + w[1] * v[1] + w[2] * v[2],
+                w[3] * v[0] + w[4] * v[1] + w[5] * v[2],
+                w[6] * v[0] + w[7] * v[1] + w[8] * v[2]]
+
     def radius_m(self, e: list[float]) -> float:
         """How far the pod travels per radian turned about e: the radius it turns on."""
-        w = self._swing
-        c0 = e[0] * w[0] + e[1] * w[3] + e[2] * w[6]
-        c1 = e[0] * w[1] + e[1] * w[4] + e[2] * w[7]
-        c2 = e[0] * w[2] + e[1] * w[5] + e[2] * w[8]
-        var = self.rates.along(e)
-        return math.degrees(math.sqrt(c0 * c0 + c1 * c1 + c2 * c2) / var) if var > 0.0 else 0.0
+        var = self._filtered.along(e)
+        if var <= 0.0:
+            return 0.0
+        v = self._moved_by(e)
+        return math.degrees(math.sqrt(_dot(v, v)) / var)
+
+    def _reach_step(self, e: list[float], steps: int) -> list[float]:
+        """Move e towards the rotation that turns the pod on the longest radius.
+
+        The least-squares map from the rate to the velocity is B = W' inv(C): its
+        top right singular vector is that rotation, whatever its share of the rate.
+        C is the filtered rate's covariance with the tremor's variance added, so a
+        rotation too slow to measure cannot claim a long radius by dividing by
+        almost nothing. Power iteration on inv(C) W W' inv(C).
+        """
+        f = self._filtered
+        if not f.weight:
+            return e
+        tremor = self.TREMOR_DPS ** 2
+        c = [x / f.weight for x in f.c]
+        c[0] += tremor
+        c[1] += tremor
+        c[2] += tremor
+        for _ in range(steps):
+            n = _sym_solve(c, self._turns_with(self._moved_by(_sym_solve(c, e))))
+            norm = math.sqrt(_dot(n, n))
+            if norm <= 1e-12:
+                break
+            e = [n[0] / norm, n[1] / norm, n[2] / norm]
+        return e
 
     def _decide(self) -> None:
-        r_main, r_tilt = self.radius_m(self.main), self.radius_m(self.tilt)
-        tilt_rms = self.rates.rms(self.tilt)
-        if self.twisting:
-            wanted = r_main < self.OFF_RADIUS_M and r_tilt > self.OFF_RATIO * r_main and tilt_rms > self.OFF_TILT_DPS
-        else:
-            wanted = (r_main < self.TWIST_RADIUS_M and r_tilt > self.TWIST_RATIO * r_main
-                      and tilt_rms > self.TWIST_TILT_DPS and self._in_step.share < self.IN_STEP_SHARE)
+        main, reach = self.main, self.reach
+        wanted = (abs(_dot(main, reach)) < self.APART_COS
+                  and self.radius_m(reach) > self.TWIST_RATIO * self.radius_m(main)
+                  and self._in_step.share < self.IN_STEP_SHARE
+                  and self.rates.rms(reach) > self.TREMOR_DPS)
         self._votes = self._votes + 1 if wanted != self.twisting else 0
         if self._votes >= self.DWELL_DECISIONS:
             self.twisting, self._votes, self.changed = wanted, 0, True
+            self._counted = reach
+        elif self.twisting and abs(_dot(reach, self._counted)) < self.APART_COS:
+            # the reaching axis wandered far from where the count took it up
+            self.changed, self._counted = True, reach

@@ -137,6 +137,18 @@ def test_strokes_are_counted_through_a_twist_of_its_own_rhythm(seed):
     assert abs(len(late) - np.sum(ends > 20.0)) <= 1
 
 
+@pytest.mark.parametrize("twist_deg", [1.0, 2.3, 5.0, 20.0])
+def test_the_reaching_axis_is_the_axle_whatever_share_of_the_rate_the_twist_has(twist_deg):
+    # from a twist a tenth of the tilt's rate to one five times it (2.3 degrees:
+    # the two alike): the rotation that moves the pod furthest per radian is the
+    # tilt, on the thigh's metre-long curve, not the twist on the handle's 9 cm
+    t, rate, linear, _, axle = roll(40.0, stroke_s=4.0, length_m=0.25, twist_deg=twist_deg, twist_s=1.3, seed=6)
+    counter, _ = follow(t, rate, linear)
+    axes = counter.axes
+    assert alignment(axes.reach, axle) > 0.99
+    assert axes.radius_m(axes.reach) == pytest.approx(1.0 / CURVE_RAD_PER_M, rel=0.15)
+
+
 def test_twisting_in_step_with_the_strokes_keeps_the_main_axis():
     # twisting once each way a stroke counts the strokes as well: no reason to change
     t, rate, linear, ends, _ = roll(60.0, stroke_s=2.5, length_m=0.25, twist_deg=20.0, twist_s=None, seed=4)
@@ -150,6 +162,7 @@ def test_plain_rolling_is_counted_on_the_axle():
     counter, strokes = follow(t, rate, linear)
     assert not counter.axes.twisting
     assert alignment(counter.axes.axis, axle) > 0.99
+    assert alignment(counter.axes.reach, axle) > 0.99  # the rotation that moves the pod furthest
     assert abs(len(strokes) - len(ends)) <= 1
 
 

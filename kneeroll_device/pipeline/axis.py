@@ -169,6 +169,9 @@ class StrokeAxis:
     TREMOR_DPS = 2.0  # a rotation slower than tremor is not trusted to measure a radius
     APART_COS = 0.7  # the main rotation is more than 45 degrees from the reaching one ...
     TWIST_RATIO = 2.0  # ... which turns the pod on a radius this many times longer ...
+    STAY_COS = 0.9  # counting on the reaching axis goes on until the main one is within 25
+                    # degrees of it (hysteresis: a ratio hovering near its threshold must
+                    # not switch the axis back and forth every second)
     IN_STEP_SHARE = 0.5  # ... the main rotation does not keep step with it ...
                          # ... and it turns faster than tremor
     DWELL_DECISIONS = 2  # a change must hold this long (1 s): the estimates wander as they settle
@@ -281,16 +284,21 @@ class StrokeAxis:
         for _ in range(steps):
             n = _sym_solve(c, self._turns_with(self._moved_by(_sym_solve(c, e))))
             norm = math.sqrt(_dot(n, n))
-            if norm <= 1e-12:
+            if not norm > 1e-12:  # nothing learnt yet, or a NaN that must not stick
                 break
             e = [n[0] / norm, n[1] / norm, n[2] / norm]
         return e
 
     def _decide(self) -> None:
         main, reach = self.main, self.reach
-        wanted = (abs(_dot(main, reach)) < self.APART_COS
-                  and self.radius_m(reach) > self.TWIST_RATIO * self.radius_m(main)
-                  and self._in_step.share < self.IN_STEP_SHARE
+        apart = abs(_dot(main, reach))
+        if self.twisting:
+            # stay until the main axis comes round to the reaching one: a blend of the
+            # two rotations reads a middling radius and must not win the count back
+            apart_enough = apart < self.STAY_COS
+        else:
+            apart_enough = apart < self.APART_COS and self.radius_m(reach) > self.TWIST_RATIO * self.radius_m(main)
+        wanted = (apart_enough and self._in_step.share < self.IN_STEP_SHARE
                   and self.rates.rms(reach) > self.TREMOR_DPS)
         self._votes = self._votes + 1 if wanted != self.twisting else 0
         if self._votes >= self.DWELL_DECISIONS:

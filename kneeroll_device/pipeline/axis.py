@@ -128,27 +128,21 @@ class Coherence:
     near 0 when each keeps its own.
     """
 
-    __slots__ = ("angle", "s")
+    __slots__ = ("angle", "moments")
     ALPHA = ema_alpha(10.0)
     LEAK = math.exp(-FRAME_S / 2.0)
 
     def __init__(self):
         self.angle = 0.0
-        self.s = [0.0] * 6  # aa, bb, angle^2, ab, a*angle, b*angle
+        self.moments = AxisCovariance()  # of (a, b, b's angle)
 
     def update(self, a: float, b: float) -> None:
-        self.angle = angle = (self.angle + b * FRAME_S) * self.LEAK
-        s, k = self.s, self.ALPHA
-        s[0] += k * (a * a - s[0])
-        s[1] += k * (b * b - s[1])
-        s[2] += k * (angle * angle - s[2])
-        s[3] += k * (a * b - s[3])
-        s[4] += k * (a * angle - s[4])
-        s[5] += k * (b * angle - s[5])
+        self.angle = (self.angle + b * FRAME_S) * self.LEAK
+        self.moments.add((a, b, self.angle), self.ALPHA)
 
     @property
     def share(self) -> float:
-        aa, bb, cc, ab, ac, bc = self.s
+        aa, bb, cc, ab, ac, bc = self.moments.c
         det = bb * cc - bc * bc
         if aa <= 0.0 or det <= 1e-12 * bb * cc:
             return 0.0
@@ -169,11 +163,11 @@ class StrokeAxis:
     TREMOR_DPS = 2.0  # a rotation slower than tremor is not trusted to measure a radius
     APART_COS = 0.7  # the main rotation is more than 45 degrees from the reaching one ...
     TWIST_RATIO = 2.0  # ... which turns the pod on a radius this many times longer ...
+    IN_STEP_SHARE = 0.5  # ... the main rotation does not keep step with it ...
+                         # ... and it turns faster than tremor
     STAY_COS = 0.9  # counting on the reaching axis goes on until the main one is within 25
                     # degrees of it (hysteresis: a ratio hovering near its threshold must
                     # not switch the axis back and forth every second)
-    IN_STEP_SHARE = 0.5  # ... the main rotation does not keep step with it ...
-                         # ... and it turns faster than tremor
     DWELL_DECISIONS = 2  # a change must hold this long (1 s): the estimates wander as they settle
 
     def __init__(self):

@@ -130,7 +130,9 @@ class Pipeline:
             loaded = frame.force == frame.force and frame.force - self.zero.offset >= GRIP_N
             motion.update(frame.accel, frame.gyro, loaded)
         force = self.zero.apply(frame.force, motion.still_frames)
-        rep = self.reps.update(t, force, rolling=self.strokes.rolling_now(t))
+        strokes = self.strokes
+        # while a bout may go on, a rep must press harder than rolling sways the squeeze
+        rep = self.reps.update(t, force, rolling=strokes.rolling_surely(t), swaying=strokes.bout_goes_on(t))
         if rep is not None:
             batch.reps.append(rep)
         if rep is not None or self.reps.pressing:

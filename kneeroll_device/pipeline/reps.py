@@ -11,7 +11,10 @@ reps) is measured from the trough between the two.
 
 What is not a rep: a rise while the roller is rolling or sliding to the next
 trigger point, and a rise that stays up (the user simply squeezing harder,
-or taking hold of the handles), which becomes the new holding level.
+or taking hold of the handles), which becomes the new holding level. Just
+after a bout of strokes the pod's small tilts may be more rolling or a rep's
+lift (after gentle strokes they are alike): a rise then counts only if it
+presses a third into the roller, which rolling's sway of the squeeze never does.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class RepCounter:
     ON_RATIO = 0.06  # ... or this share of the level, if larger
     MIN_RISE_N = 8.0
     MIN_RISE_RATIO = 0.10  # of the holding level: rolling sways the force by less
+    SWAYING_RISE_RATIO = 0.3  # while a bout of strokes may go on: a rep presses this much
     REPORT_DROP = 0.35  # reported once the force fell this share of the rise from its peak
     STEADY_N = 2.0  # spread of the force over STEADY_FRAMES that counts as a plateau
     STEADY_FRAMES = 3
@@ -41,6 +45,7 @@ class RepCounter:
         self._creep = ema_alpha(6.0)
         self.active = False  # a rise is under way or falling back
         self._reported = False
+        self._swayed = False  # the rise came while a bout of strokes may have gone on
         self._start_t = 0.0
         self._base = 0.0
         self._peak = 0.0
@@ -65,8 +70,11 @@ class RepCounter:
         """A rise big enough to be a rep is under way (rolling sways the force by less)."""
         if not self.active or self._reported:
             return False
-        rise = self._peak - self._base
-        return rise >= max(self.MIN_RISE_N, self.MIN_RISE_RATIO * self._base)
+        return self._big_enough(self._peak - self._base)
+
+    def _big_enough(self, rise: float) -> bool:
+        ratio = self.SWAYING_RISE_RATIO if self._swayed else self.MIN_RISE_RATIO
+        return rise >= max(self.MIN_RISE_N, ratio * self._base)
 
     def reset(self, force: float) -> None:
         """The roller moved to a new spot: start again from the present force."""
@@ -76,7 +84,8 @@ class RepCounter:
         self._high = self._low = force
         self.level = force
 
-    def update(self, t: float, force: float, rolling: bool) -> RepEvent | None:
+    def update(self, t: float, force: float, rolling: bool, swaying: bool = False) -> RepEvent | None:
+        """One frame's force; `rolling` for sure, or perhaps (`swaying`: a bout may go on)."""
         if force != force:  # NaN: no force data
             return None
         previous, self._previous = self._previous, force
@@ -100,9 +109,9 @@ class RepCounter:
             elif not self._settled:
                 self._settle_on_a_trough(force, rising)
             if self._settled and rising and force - self.level > max(self.ON_N, self.ON_RATIO * self.level):
-                self._begin(t, force, self.level)
+                self._begin(t, force, self.level, swaying)
             return None
-        return self._during(t, force, rising)
+        return self._during(t, force, rising, swaying)
 
     def _settle_on_a_trough(self, force: float, rising: bool) -> None:
         # quick reps never leave the squeeze steady for long: a fall as big as a rep
@@ -123,8 +132,9 @@ class RepCounter:
             rate = self._plateau if steady else self._creep
         self.level += rate * (force - self.level)
 
-    def _begin(self, t: float, force: float, base: float) -> None:
+    def _begin(self, t: float, force: float, base: float, swaying: bool) -> None:
         self.active = True
+        self._swayed = swaying
         self._reported = False
         self._start_t = t
         self._base = base
@@ -132,14 +142,15 @@ class RepCounter:
         self._top_since = t
         self._plateau_level: float | None = None
 
-    def _during(self, t: float, force: float, rising: bool) -> RepEvent | None:
+    def _during(self, t: float, force: float, rising: bool, swaying: bool) -> RepEvent | None:
+        self._swayed = self._swayed or swaying
         if not self._reported:
             if self._steady >= self.SETTLE_FRAMES and rising is False:
                 self._plateau_level = force
             if self._plateau_level is not None and rising and force - self._plateau_level > max(self.ON_N, self.ON_RATIO * force):
                 # the rise had levelled off (taking hold of the handles) and now rises
                 # again: that second rise is the rep, measured from the plateau
-                self._begin(t, force, self._plateau_level)
+                self._begin(t, force, self._plateau_level, swaying)
                 return None
             if force > self._peak:
                 self._peak, self._peak_t = force, t
@@ -149,7 +160,7 @@ class RepCounter:
             if force < self._peak - max(self.ON_N * 0.6, self.REPORT_DROP * rise):
                 self._reported = True
                 self._trough = force
-                if rise >= max(self.MIN_RISE_N, self.MIN_RISE_RATIO * self._base):
+                if self._big_enough(rise):
                     self.count += 1
                     self.started_t = self._start_t
                     return RepEvent(t=self._peak_t, duration=t - self._start_t, peak_force_n=self._peak,
@@ -161,7 +172,7 @@ class RepCounter:
         # falling back after a rep
         self._trough = min(self._trough, force)
         if rising and force - self._trough > max(self.ON_N, self.ON_RATIO * self._trough):
-            self._begin(t, force, self._trough)  # the next rep began before the force settled
+            self._begin(t, force, self._trough, swaying)  # the next rep began before the force settled
         elif self._steady >= self.SETTLE_FRAMES:
             self.active = False
             self.level = force

@@ -301,18 +301,29 @@ class StrokeCounter:
         A lone half-stroke is not rolling yet: it may be a slide to the next spot or
         the thigh lifting with a rep.
         """
-        since = t - self.last_stroke_t
-        if since < self.ROLLING_GRACE_S:
+        return self.rolling_surely(t) or self.bout_goes_on(t)
+
+    def rolling_surely(self, t: float) -> bool:
+        """A stroke just ended, or the pod moves more than a rep's tilt ever does.
+
+        Then a rep could not be told from the sway of the squeeze.
+        """
+        if t - self.last_stroke_t < self.ROLLING_GRACE_S:
             return True
-        if self._current is not None and self._current.peak >= self.REP_TILT_MAX:
-            return True  # moving more than a rep's tilt: a rep cannot be told from the sway
-        # between the strokes of a bout the roller slows and turns: moving as much as
-        # the bout's strokes did is still rolling, a small tilt is a rep's
+        return self._current is not None and self._current.peak >= self.REP_TILT_MAX
+
+    def bout_goes_on(self, t: float) -> bool:
+        """Soon after a stroke, the pod moves as much as the bout's strokes did.
+
+        Between the strokes of a bout the roller slows and turns: moving as much as
+        the bout's strokes did is still rolling, a smaller tilt is a rep's. After
+        gentle strokes (the tendon) a rep's tilt moves as much, so this is a maybe.
+        """
         like_the_bout = self.BOUT_SHARE * self._env
         cur, pending = self._current, self._pending
         moving = (cur is not None and cur.peak >= like_the_bout) or (
             pending is not None and t - pending.end < self.ROLLING_GRACE_S and pending.peak >= like_the_bout)
-        return moving and since < self.BOUT_GAP_S
+        return moving and t - self.last_stroke_t < self.BOUT_GAP_S
 
     def take_expired(self) -> HalfStroke | None:
         half, self.expired = self.expired, None

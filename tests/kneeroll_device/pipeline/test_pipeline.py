@@ -10,6 +10,7 @@ import pytest
 from kneeroll_device.pipeline import ContactModel, Pipeline
 from kneeroll_device.pipeline.framing import FRAME_PHASE_S, FRAME_S, Framer
 from kneeroll_device.samples import EventBatch, ForceBlock, ImuBlock
+from kneeroll_device.sim.hard_cases import simulate_case
 
 from simhelpers import sampled, simulated
 
@@ -68,6 +69,17 @@ def test_counts_are_within_one_of_the_truth_on_every_step(seed):
     for true_strokes, strokes, true_reps, reps in counts_per_step(session, batch):
         assert abs(strokes - true_strokes) <= 1
         assert abs(reps - true_reps) <= 1
+
+
+@pytest.mark.parametrize("seed", [2, 3, 5])
+def test_quick_reps_just_after_the_gentle_tendon_rolling_are_counted(seed):
+    # each rep lifts the thigh about as much as the gentle strokes before it turned the pod
+    session = simulate_case("fast-reps", seed)
+    batch = run_in_blocks(*sampled(session), block=1000)
+    steps = [step.id for step in session.script.steps]
+    _, _, true_reps, reps = counts_per_step(session, batch)[steps.index("patellar-tendon")]
+    assert true_reps >= 6
+    assert abs(reps - true_reps) <= 1
 
 
 def test_no_strokes_or_reps_while_the_roller_lies_still():

@@ -19,11 +19,11 @@ def pulses(count: int, rise_n: float, seconds: float, gap_s: float, lead_s: floa
     return np.concatenate([lead] + [np.concatenate([one, gap]) for _ in range(count)] + [lead])
 
 
-def count_reps(force: np.ndarray, rolling_until_s: float = -1.0) -> int:
+def count_reps(force: np.ndarray, rolling_until_s: float = -1.0, swaying: bool = False) -> int:
     counter = RepCounter()
     for k, f in enumerate(force):
         t = k * FRAME_S
-        counter.update(t, float(f), rolling=t < rolling_until_s)
+        counter.update(t, float(f), rolling=t < rolling_until_s, swaying=swaying)
     return counter.count
 
 
@@ -55,3 +55,17 @@ def test_squeezing_harder_for_good_is_not_a_rep():
 def test_a_small_sway_is_not_a_rep():
     sway = HOLD_N + 2.0 * np.sin(np.arange(200) * FRAME_S * 2 * np.pi / 2.0)
     assert count_reps(sway) == 0
+
+
+def test_quick_reps_are_counted_while_a_bout_of_strokes_may_still_go_on():
+    # just after gentle rolling, each rep's small tilt moves the pod as much as the
+    # gentle strokes did: that must not wipe out the reps
+    assert count_reps(pulses(7, rise_n=25.0, seconds=1.1, gap_s=0.3), swaying=True) == 7
+
+
+def test_rolling_sways_the_squeeze_without_a_rep_while_a_bout_may_go_on():
+    t = np.arange(300) * FRAME_S
+    sway = 100.0 + 9.0 * np.sin(2 * np.pi * t / 2.0)  # +/-9 % of the squeeze, a stroke every 2 s
+    assert count_reps(sway, swaying=True) == 0
+    # held still, the same pulses would be small reps: the bout is what rules them out
+    assert count_reps(sway) > 0

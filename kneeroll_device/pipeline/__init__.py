@@ -135,9 +135,10 @@ class Pipeline:
         rep = self.reps.update(t, force, rolling=strokes.rolling_surely(t), swaying=strokes.bout_goes_on(t))
         if rep is not None:
             batch.reps.append(rep)
-        if rep is not None or self.reps.pressing:
-            # the thigh lifts a little as a rep presses into the roller: not rolling
-            self.strokes.note_rep(self.reps.started_t if rep is not None else self.reps.rise_started_t, t)
+        if self.reps.pressing:
+            # the thigh lifts a little as a rep presses into the roller and sinks as it
+            # eases off: not rolling
+            strokes.note_rep(self.reps.rise_started_t, t)
         if frame.accel is not None and motion.gravity is not None:
             rate = motion.rate(frame.gyro) if frame.gyro is not None else None
             stroke = self.strokes.update(t, rate, motion.linear(frame.accel), force)

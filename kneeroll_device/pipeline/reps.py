@@ -5,7 +5,7 @@ force rises, then falls as the leg relaxes; the pod barely moves. The holding
 level is tracked from the force itself: it follows a drop at once and a
 plateau quickly, but not a rise that is still under way. A rep is a rise above
 that level that comes back down: it is reported as soon as the force has
-fallen a third of the way back from its peak, so the user hears it right after
+fallen a quarter of the way back from its peak, so the user hears it right after
 the effort. A rep that starts before the force is back at the level (quick
 reps) is measured from the trough between the two.
 
@@ -31,7 +31,7 @@ class RepCounter:
     MIN_RISE_N = 8.0
     MIN_RISE_RATIO = 0.10  # of the holding level: rolling sways the force by less
     SWAYING_RISE_RATIO = 0.3  # while a bout of strokes may go on: a rep presses this much
-    REPORT_DROP = 0.35  # reported once the force fell this share of the rise from its peak
+    REPORT_DROP = 0.25  # reported once the force fell this share of the rise from its peak
     STEADY_N = 2.0  # spread of the force over STEADY_FRAMES that counts as a plateau
     STEADY_FRAMES = 3
     SETTLE_FRAMES = 4  # a plateau this long sets the level
@@ -58,7 +58,6 @@ class RepCounter:
         self._steady = 0
         self._settled = False
         self._high = self._low = 0.0  # the swing seen while not yet settled
-        self.started_t = 0.0  # when the newest reported rep began
         self.count = 0
 
     @property
@@ -67,10 +66,8 @@ class RepCounter:
 
     @property
     def pressing(self) -> bool:
-        """A rise big enough to be a rep is under way (rolling sways the force by less)."""
-        if not self.active or self._reported:
-            return False
-        return self._big_enough(self._peak - self._base)
+        """A rise big enough to be a rep is under way, or falling back (the thigh lifts, then sinks)."""
+        return self.active and self._big_enough(self._peak - self._base)
 
     def _big_enough(self, rise: float) -> bool:
         ratio = self.SWAYING_RISE_RATIO if self._swayed else self.MIN_RISE_RATIO
@@ -162,7 +159,6 @@ class RepCounter:
                 self._trough = force
                 if self._big_enough(rise):
                     self.count += 1
-                    self.started_t = self._start_t
                     return RepEvent(t=self._peak_t, duration=t - self._start_t, peak_force_n=self._peak,
                                     rise_n=rise, reported_t=t)
             elif t - self._top_since > self.MAX_TOP_S:

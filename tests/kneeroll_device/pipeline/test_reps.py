@@ -69,3 +69,12 @@ def test_rolling_sways_the_squeeze_without_a_rep_while_a_bout_may_go_on():
     assert count_reps(sway, swaying=True) == 0
     # held still, the same pulses would be small reps: the bout is what rules them out
     assert count_reps(sway) > 0
+
+
+def test_a_rep_is_reported_early_in_the_relaxing():
+    counter = RepCounter()
+    force = pulses(1, rise_n=30.0, seconds=2.0, gap_s=2.0)
+    reps = [counter.update(k * FRAME_S, float(f), rolling=False) for k, f in enumerate(force)]
+    (rep,) = [r for r in reps if r is not None]
+    # a quarter of the way down a 2 s push: a third of a second after its top
+    assert 0.0 < rep.reported_t - rep.t <= 0.4

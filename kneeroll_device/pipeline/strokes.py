@@ -14,6 +14,11 @@ merges into the same half-stroke, while an acceleration signal would show an
 extra cycle. A lone half-stroke (carrying the roller somewhere) never pairs
 and is not a stroke. Half-strokes made while the grip is released, or while a
 rep presses the leg into the roller, are not rolling.
+
+With a gyro there are two candidate axes (axis.py): the main one and the one
+that moves the pod furthest per radian. Half-strokes are followed on both all
+the time and the strokes told from one, so when the count moves to the other
+it finds that axis's halves in step instead of starting them afresh.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from .framing import FRAME_S
 from .motion import ema_alpha
 
 G = 9.80665
+
+
+def _dot(a, b) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
 class HalfStroke:
@@ -55,6 +64,27 @@ class HalfStroke:
         return math.sqrt(x * x + y * y + z * z)
 
 
+class Track:
+    """The half-strokes seen on one axis, and the amplitude they have had lately."""
+
+    __slots__ = ("current", "pending", "env", "strokes", "last")
+
+    def __init__(self):
+        self.current: HalfStroke | None = None
+        self.pending: HalfStroke | None = None  # the first half of a stroke, or a lone one
+        self.env = 0.0
+        self.strokes = 0  # since the axes were last forgotten
+        self.last: tuple[HalfStroke, HalfStroke] | None = None  # the halves of the newest stroke
+
+    def restart(self, env: float) -> None:
+        """Another axis: a half-stroke under way is cut off, and the one waiting pairs with
+        the next half whichever way that turns."""
+        self.current = None
+        if self.pending is not None:
+            self.pending.sign = 0
+        self.env = env
+
+
 class StrokeCounter:
     H_MIN = 2.0  # deg/s (or the same scale from acceleration): below this is tremor
     H_RATIO = 0.3  # of the recent amplitude
@@ -77,11 +107,16 @@ class StrokeCounter:
     ROLLING_GRACE_S = 0.8  # after a stroke, still rolling for this long
     BOUT_GAP_S = 3.0  # a half-stroke this soon after a stroke continues the bout ...
     BOUT_SHARE = 0.5  # ... if it moves at least this share of the recent amplitude
+    MAX_MADE_GOOD = 1  # strokes told too many, held back when the count moves to another axis
+    MISSED_S = 1.5  # a stroke only the new axis saw this recently is told when the count moves
 
     def __init__(self):
         self._hp_mean = [0.0, 0.0, 0.0]
         self.axes = StrokeAxis()
-        self._env = 0.0
+        # the half-strokes on the main axis and on the reaching one, both followed all the
+        # time: when the count moves from one to the other, the other's halves are in step
+        self._on_main = Track()
+        self._on_reach = Track()
         self._velocity = [0.0, 0.0, 0.0]
         self._v_mean = [0.0, 0.0, 0.0]
         # the gyro's bias is learnt when still, so its high-pass only follows slow drift;
@@ -90,12 +125,18 @@ class StrokeCounter:
         self._a_hp_accel = ema_alpha(3.0)
         self._leak = math.exp(-FRAME_S / 1.5)
         self._env_decay = math.exp(-FRAME_S / 6.0)
-        self._current: HalfStroke | None = None
-        self._pending: HalfStroke | None = None
         self.expired: HalfStroke | None = None  # a lone half-stroke: the roller moved somewhere
         self.count = 0
+        self._counted_before = 0  # the count when the axes were last forgotten
+        self._owed = 0  # strokes to hold back: told on the old axis beyond the new one's count
+        self._missed: tuple[HalfStroke, HalfStroke] | None = None  # a stroke only the new axis saw
         self.last_stroke_t = -math.inf
         self.u = 0.0
+
+    @property
+    def _counted(self) -> Track:
+        """The half-strokes on the axis the strokes are counted on."""
+        return self._on_reach if self.axes.twisting else self._on_main
 
     # --- the velocity-like signal ------------------------------------------------------
 
@@ -107,37 +148,52 @@ class StrokeCounter:
             m[i] += a * (v[i] - m[i])
         return (v[0] - m[0], v[1] - m[1], v[2] - m[2])
 
-    def _signal(self, rate: tuple | None, linear: tuple) -> float:
-        """The velocity-like signal: the rate about the stroke axis, or the velocity along it."""
+    def _signals(self, rate: tuple | None, linear: tuple) -> tuple[float, float | None]:
+        """The velocity-like signal on the main axis and on the reaching one (gyro only):
+        the rate about each, or the velocity along the main axis."""
         velocity = self._integrate(linear)
+        axes = self.axes
         if rate is not None:
-            return self._project(rate, self._a_hp_gyro, velocity)
+            hx = self._high_pass(rate, self._a_hp_gyro, velocity)
+            return _dot(hx, axes.main), _dot(hx, axes.reach)
         v, s = self._velocity, self.ACCEL_SCALE
-        return self._project((v[0] * s, v[1] * s, v[2] * s), self._a_hp_accel, None)
+        hx = self._high_pass((v[0] * s, v[1] * s, v[2] * s), self._a_hp_accel, None)
+        return _dot(hx, axes.main), None
 
-    def _project(self, x: tuple, a: float, velocity: tuple | None) -> float:
+    def _high_pass(self, x: tuple, a: float, velocity: tuple | None) -> tuple:
         m = self._hp_mean
         hx, hy, hz = x[0] - m[0], x[1] - m[1], x[2] - m[2]
         # a flip or a grab turns the pod ten times faster than rolling does: clip what
         # it teaches the mean and the axis, or they would take many seconds to forget it;
         # while the user twists, the twist sets the scale, not the smaller tilt counted on
         axes = self.axes
-        cap = self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR, axes.main_amplitude())
+        cap = self.OUTLIER_RATIO * max(self._counted.env, self.ENV_FLOOR, axes.main_amplitude())
         size = math.sqrt(hx * hx + hy * hy + hz * hz)
         scale = cap / size if size > cap else 1.0
         m[0] += a * hx * scale
         m[1] += a * hy * scale
         m[2] += a * hz * scale
-        e = axes.update((hx * scale, hy * scale, hz * scale), velocity, x)
-        if axes.changed:
-            # another axis, another signal, with its own sign and amplitude: a half-stroke
-            # done on the old one still pairs with the next half on the new one, whichever
-            # way that turns, so the count keeps its step
-            self._current = None
-            if self._pending is not None:
-                self._pending.sign = 0
-            self._env = math.sqrt(2.0) * axes.rates.rms(e)
-        return hx * e[0] + hy * e[1] + hz * e[2]
+        was_twisting = axes.twisting
+        axes.update((hx * scale, hy * scale, hz * scale), velocity, x)
+        if axes.changed and axes.twisting != was_twisting:
+            self._settle_the_count()
+        elif axes.changed:
+            # the reaching axis was taken up afresh: another signal, with its own sign and
+            # amplitude; a half-stroke done on the old one still pairs with the next half
+            # on the new one, whichever way that turns, so the count keeps its step
+            self._on_reach.restart(math.sqrt(2.0) * axes.rates.rms(axes.reach))
+        return hx, hy, hz
+
+    def _settle_the_count(self) -> None:
+        # the count moves to the other axis, which has counted since the axes were learnt
+        # afresh too: a stroke told beyond that (a twist taken for a stroke while the
+        # axes settled) is made good by not telling the next; only one, because a wider
+        # gap says the two disagree for reasons of their own
+        told = self.count - self._counted_before
+        new = self._counted
+        self._owed = min(max(told - new.strokes, 0), self.MAX_MADE_GOOD)
+        if new.strokes > told:
+            self._missed = new.last
 
     # --- half-strokes and strokes ------------------------------------------------------
 
@@ -149,27 +205,48 @@ class StrokeCounter:
         """
         if self.rolling_now(t):
             return
-        cur, pending = self._current, self._pending
-        # a slide to the next spot comes before the squeeze returns: it is kept
-        if cur is not None and cur.peak < self.REP_TILT_MAX and cur.start >= started - 0.3:
-            cur.blocked = True
-        if pending is not None and pending.start >= started - 0.3 and pending.peak < self.REP_TILT_MAX:
-            self._pending = None
+        for track in (self._on_main, self._on_reach):
+            cur, pending = track.current, track.pending
+            # a slide to the next spot comes before the squeeze returns: it is kept
+            if cur is not None and cur.peak < self.REP_TILT_MAX and cur.start >= started - 0.3:
+                cur.blocked = True
+            if pending is not None and pending.start >= started - 0.3 and pending.peak < self.REP_TILT_MAX:
+                track.pending = None
 
     def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
-        self.u = u = self._signal(rate, linear)
-        self._env *= self._env_decay
-        h = max(self.H_MIN, self.H_RATIO * self._env)
-        cur = self._current
+        on_main, on_reach = self._signals(rate, linear)
+        counted = self._counted
+        event = None
+        for track, u in ((self._on_main, on_main), (self._on_reach, on_reach)):
+            if u is None:
+                continue  # no gyro, no reaching axis
+            stroke = self._follow(track, t, u, rate, linear, force, counted=track is counted)
+            if track is counted:
+                self.u, event = u, stroke
+        missed = self._missed
+        if missed is not None and t - missed[1].end >= self.MISSED_S:
+            self._missed = None
+        elif missed is not None and event is None:
+            # told now, one event a frame: events come in the order they are known
+            self._missed = None
+            event = self._stroke(*missed, t=t)
+        return event
+
+    def _follow(self, track: Track, t: float, u: float, rate: tuple | None, linear: tuple, force: float,
+                counted: bool) -> StrokeEvent | None:
+        """One frame of one axis's signal: a half-stroke begins, goes on or ends."""
+        track.env *= self._env_decay
+        h = max(self.H_MIN, self.H_RATIO * track.env)
+        cur = track.current
         if cur is None:
             if abs(u) > h:
-                self._current = cur = HalfStroke(1 if u > 0 else -1, t - FRAME_S)
+                track.current = cur = HalfStroke(1 if u > 0 else -1, t - FRAME_S)
             else:
-                return self._expire(t)
+                return self._expire(track, t, counted)
         if cur.sign * u < self.END_RATIO * h or t - cur.start > self.MAX_HALF_S or self._stalled(cur, u, t):
-            self._current = None
+            track.current = None
             cur.end = t
-            return self._finish_half(cur)
+            return self._finish_half(track, cur, counted)
         cur.peak = max(cur.peak, abs(u))
         cur.frames += 1
         if rate is not None:
@@ -199,38 +276,46 @@ class StrokeCounter:
             cur.slow_since = t
         return t - cur.slow_since >= self.STALL_S
 
-    def _expire(self, t: float) -> None:
-        if self._pending is not None and t - self._pending.end > self.MAX_GAP_S:
-            self.expired = self._pending
-            self._pending = None
+    def _expire(self, track: Track, t: float, counted: bool) -> None:
+        if track.pending is not None and t - track.pending.end > self.MAX_GAP_S:
+            if counted:
+                self.expired = track.pending
+            track.pending = None
         return None
 
     def _forget_axis(self) -> None:
         self._hp_mean = [0.0, 0.0, 0.0]
         self.axes.forget()
+        for track in (self._on_main, self._on_reach):
+            track.current = track.pending = track.last = None
+            track.strokes = 0
+        self._counted_before = self.count
+        self._owed = 0
+        self._missed = None
 
-    def _learn_amplitude(self, peak: float) -> None:
-        capped = min(peak, self.OUTLIER_RATIO * max(self._env, self.ENV_FLOOR))
-        self._env += 0.5 * (capped - self._env)
+    def _learn_amplitude(self, track: Track, peak: float) -> None:
+        capped = min(peak, self.OUTLIER_RATIO * max(track.env, self.ENV_FLOOR))
+        track.env += 0.5 * (capped - track.env)
 
-    def _finish_half(self, half: HalfStroke) -> StrokeEvent | None:
+    def _finish_half(self, track: Track, half: HalfStroke, counted: bool) -> StrokeEvent | None:
         if half.end - half.start < self.MIN_HALF_S:
             return None  # a flick, not a movement
         if half.turned_deg > self.TURN_DEG:
-            return self._turned(half)
-        self._learn_amplitude(half.peak)
+            return self._turned(track, half, counted)
+        self._learn_amplitude(track, half.peak)
         if half.blocked:
-            self._pending = None
+            track.pending = None
             return None
         if half.force_n and half.force_sum / half.force_n < self.GRIP_N:
             # carried with the grip released: a move, not rolling, and nothing to learn from
-            self._forget_axis()
-            self._pending = None
-            self.expired = half
+            track.pending = None
+            if counted:
+                self._forget_axis()
+                self.expired = half
             return None
-        pending = self._pending
+        pending = track.pending
         if pending is None or half.start - pending.end > self.MAX_GAP_S:
-            self._pending = half
+            track.pending = half
             return None
         if pending.sign == half.sign:
             # a hesitation: the same direction resumed; one half-stroke still
@@ -244,19 +329,27 @@ class StrokeCounter:
             pending.force_min = min(pending.force_min, half.force_min)
             pending.force_max = max(pending.force_max, half.force_max)
             if pending.turned_deg > self.TURN_DEG:
-                return self._turned(pending)  # a slow turn, paused on the way, is a turn still
+                return self._turned(track, pending, counted)  # a slow turn, paused on the way, is a turn still
             return None
-        self._pending = None
+        track.pending = None
         if self._is_rep_motion(pending, half):
+            return None
+        track.strokes += 1
+        track.last = (pending, half)
+        if not counted:
+            return None
+        if self._owed:
+            self._owed -= 1
             return None
         return self._stroke(pending, half)
 
-    def _turned(self, half: HalfStroke) -> None:
+    def _turned(self, track: Track, half: HalfStroke, counted: bool) -> None:
         # the roller was turned over or carried round the thigh: not rolling, and what
         # the mean and the axis learnt from it must not linger
-        self._forget_axis()
-        self._pending = None
-        self.expired = half
+        track.pending = None
+        if counted:
+            self._forget_axis()
+            self.expired = half
         return None
 
     def _is_rep_motion(self, first: HalfStroke, second: HalfStroke) -> bool:
@@ -272,7 +365,7 @@ class StrokeCounter:
         swing = max(first.force_max, second.force_max) - min(first.force_min, second.force_min)
         return mean > 0 and swing > self.REP_SWING * mean
 
-    def _stroke(self, first: HalfStroke, second: HalfStroke) -> StrokeEvent:
+    def _stroke(self, first: HalfStroke, second: HalfStroke, t: float | None = None) -> StrokeEvent:
         self.count += 1
         self.last_stroke_t = second.end
         duration = second.end - first.start
@@ -280,7 +373,7 @@ class StrokeCounter:
         force_n = first.force_n + second.force_n
         mean_force = (first.force_sum + second.force_sum) / force_n if force_n else math.nan
         return StrokeEvent(
-            t=second.end, duration=duration,
+            t=second.end if t is None else t, duration=duration,
             length_cm=self._length_cm(first.lin_sq + second.lin_sq, frames, duration),
             mean_force_n=mean_force,
         )
@@ -310,7 +403,8 @@ class StrokeCounter:
         """
         if t - self.last_stroke_t < self.ROLLING_GRACE_S:
             return True
-        return self._current is not None and self._current.peak >= self.REP_TILT_MAX
+        cur = self._counted.current
+        return cur is not None and cur.peak >= self.REP_TILT_MAX
 
     def bout_goes_on(self, t: float) -> bool:
         """Soon after a stroke, the pod moves as much as the bout's strokes did.
@@ -319,8 +413,9 @@ class StrokeCounter:
         the bout's strokes did is still rolling, a smaller tilt is a rep's. After
         gentle strokes (the tendon) a rep's tilt moves as much, so this is a maybe.
         """
-        like_the_bout = self.BOUT_SHARE * self._env
-        cur, pending = self._current, self._pending
+        track = self._counted
+        like_the_bout = self.BOUT_SHARE * track.env
+        cur, pending = track.current, track.pending
         moving = (cur is not None and cur.peak >= like_the_bout) or (
             pending is not None and t - pending.end < self.ROLLING_GRACE_S and pending.peak >= like_the_bout)
         return moving and t - self.last_stroke_t < self.BOUT_GAP_S

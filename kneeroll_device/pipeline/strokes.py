@@ -86,7 +86,8 @@ class Track:
 
 
 class StrokeCounter:
-    H_MIN = 2.0  # deg/s (or the same scale from acceleration): below this is tremor
+    H_MIN = 1.5  # deg/s (or the same scale from acceleration): slower is not rolling; a 20 cm
+                 # stroke on a straight thigh (0.1 rad/m) tilts the frame at 1.8 deg/s at most
     H_RATIO = 0.3  # of the recent amplitude
     END_RATIO = 0.25  # a half-stroke ends when the speed falls to this share of the threshold
     MIN_HALF_S = 0.2
@@ -99,7 +100,7 @@ class StrokeCounter:
     ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
     OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
     GYRO_HP_TAU_S = 6.0
-    REP_TILT_MAX = 3 * H_MIN  # deg/s: a rep lifts the thigh a degree or two, slowly
+    REP_TILT_MAX = 6.0  # deg/s: a rep lifts the thigh a degree or two, slowly
     REP_SWING = 0.3  # of the squeeze: a pulse this big with a small tilt is a rep
     TURN_DEG = 110.0  # a half-stroke turning the pod further than this is a turn, not rolling
                       # (a stroke tilts the frame by 30 degrees at most, and twisting in step

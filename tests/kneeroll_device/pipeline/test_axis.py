@@ -94,7 +94,7 @@ CURVE_RAD_PER_M = 1.0  # the thigh's curve along its length
 
 
 def roll(seconds: float, stroke_s: float, length_m: float, twist_deg: float, twist_s: float | None,
-         seed: int):
+         seed: int, curve_rad_per_m: float = CURVE_RAD_PER_M):
     """Frames of rolling: (rate deg/s, linear g, stroke ends) in a pod sitting at a seeded angle.
 
     The frame tilts about the axle as it rides the thigh's curve and travels along
@@ -106,7 +106,7 @@ def roll(seconds: float, stroke_s: float, length_m: float, twist_deg: float, twi
     t = np.arange(0.0, seconds, FRAME_S)
     phase = 2 * np.pi * t / stroke_s
     speed = length_m / 2 * np.sin(phase) * 2 * np.pi / stroke_s  # along the thigh
-    tilt_rate = CURVE_RAD_PER_M * speed
+    tilt_rate = curve_rad_per_m * speed
     twist_period = stroke_s if twist_s is None else twist_s
     twist_rate = np.radians(twist_deg) * np.cos(2 * np.pi * t / twist_period) * 2 * np.pi / twist_period
     rate = np.degrees(np.outer(tilt_rate, axle) + np.outer(twist_rate, thigh))
@@ -179,6 +179,15 @@ def test_plain_rolling_is_counted_on_the_axle():
     assert not counter.axes.twisting
     assert alignment(counter.axes.axis, axle) > 0.99
     assert alignment(counter.axes.reach, axle) > 0.99  # the rotation that moves the pod furthest
+    assert abs(len(strokes) - len(ends)) <= 1
+
+
+def test_rolling_a_straight_thigh_is_counted_though_it_barely_tilts_the_roller():
+    # 20 cm strokes on a thigh curving 0.1 rad/m tilt the frame at 1.8 deg/s at most
+    t, rate, linear, ends, _ = roll(40.0, stroke_s=2.0, length_m=0.2, twist_deg=0.0, twist_s=1.7, seed=7,
+                                    curve_rad_per_m=0.1)
+    assert np.max(np.abs(rate)) < 2.0
+    _, strokes = follow(t, rate, linear)
     assert abs(len(strokes) - len(ends)) <= 1
 
 

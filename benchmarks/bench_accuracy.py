@@ -310,7 +310,7 @@ def main(argv=None) -> int:
     n_seeds = 1 if args.quick else args.seeds
     seeds = range(args.first_seed, args.first_seed + n_seeds)
     jobs = [(c, s, args.csv, args.block_seconds) for c in cases for s in seeds]
-    inv_jobs = [(c, args.first_seed) for c in cases if c in ("baseline", "fast-cadence", "fidgety-rests", "sensor-limits")]
+    inv_jobs = [(c, args.first_seed) for c in cases if c in ("baseline", "fast-cadence", "free-twist", "fidgety-rests", "sensor-limits")]
     inv_jobs = inv_jobs or [(cases[0], args.first_seed)]
     if args.quick:
         inv_jobs = inv_jobs[:2]

@@ -24,14 +24,19 @@ from collections import deque
 from ..samples import RepEvent
 from .motion import ema_alpha
 
+# a rep presses at least this share of the squeeze into the roller; rolling sways it by
+# a tenth or so (the stroke counter tells a rep's tilt from rolling by it too)
+REP_PUSH_SHARE = 0.3
+
 
 class RepCounter:
     ON_N = 5.0  # rise above the level that starts a rep ...
     ON_RATIO = 0.06  # ... or this share of the level, if larger
     MIN_RISE_N = 8.0
     MIN_RISE_RATIO = 0.10  # of the holding level: rolling sways the force by less
-    SWAYING_RISE_RATIO = 0.3  # while a bout of strokes may go on: a rep presses this much
+    SWAYING_RISE_RATIO = REP_PUSH_SHARE  # while a bout of strokes may go on
     REPORT_DROP = 0.25  # reported once the force fell this share of the rise from its peak
+    EASED_OFF = 0.5  # ... but the next rep begins only after this much: a sag is not a new push
     STEADY_N = 2.0  # spread of the force over STEADY_FRAMES that counts as a plateau
     STEADY_FRAMES = 3
     SETTLE_FRAMES = 4  # a plateau this long sets the level
@@ -167,7 +172,8 @@ class RepCounter:
             return None
         # falling back after a rep
         self._trough = min(self._trough, force)
-        if rising and force - self._trough > max(self.ON_N, self.ON_RATIO * self._trough):
+        eased = self._peak - self._trough >= self.EASED_OFF * (self._peak - self._base)
+        if eased and rising and force - self._trough > max(self.ON_N, self.ON_RATIO * self._trough):
             self._begin(t, force, self._trough, swaying)  # the next rep began before the force settled
         elif self._steady >= self.SETTLE_FRAMES:
             self.active = False

@@ -29,6 +29,7 @@ from ..samples import StrokeEvent
 from .axis import StrokeAxis
 from .framing import FRAME_S
 from .motion import ema_alpha
+from .reps import REP_PUSH_SHARE
 
 G = 9.80665
 
@@ -67,7 +68,7 @@ class HalfStroke:
 class Track:
     """The half-strokes seen on one axis, and the amplitude they have had lately."""
 
-    __slots__ = ("current", "pending", "env", "strokes", "last")
+    __slots__ = ("current", "pending", "env", "strokes", "last", "last_told")
 
     def __init__(self):
         self.current: HalfStroke | None = None
@@ -75,6 +76,7 @@ class Track:
         self.env = 0.0
         self.strokes = 0  # since the axes were last forgotten
         self.last: tuple[HalfStroke, HalfStroke] | None = None  # the halves of the newest stroke
+        self.last_told = False  # ... told, or made good for, while this axis was counted on
 
     def restart(self, env: float) -> None:
         """Another axis: a half-stroke under way is cut off, and the one waiting pairs with
@@ -101,7 +103,7 @@ class StrokeCounter:
     OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
     GYRO_HP_TAU_S = 6.0
     REP_TILT_MAX = 6.0  # deg/s: a rep lifts the thigh a degree or two, slowly
-    REP_SWING = 0.3  # of the squeeze: a pulse this big with a small tilt is a rep
+    REP_SWING = REP_PUSH_SHARE  # of the squeeze: a pulse this big with a small tilt is a rep
     TURN_DEG = 110.0  # a half-stroke turning the pod further than this is a turn, not rolling
                       # (a stroke tilts the frame by 30 degrees at most, and twisting in step
                       # with it, 20-35 degrees each way, sweeps up to 70 more; a flip turns 180)
@@ -109,6 +111,7 @@ class StrokeCounter:
     BOUT_GAP_S = 3.0  # a half-stroke this soon after a stroke continues the bout ...
     BOUT_SHARE = 0.5  # ... if it moves at least this share of the recent amplitude
     MAX_MADE_GOOD = 1  # strokes told too many, held back when the count moves to another axis
+    MADE_GOOD_S = 4.0  # ... if the next stroke ends this soon after the move (a slow one's time)
     MISSED_S = 1.5  # a stroke only the new axis saw this recently is told when the count moves
 
     def __init__(self):
@@ -130,14 +133,15 @@ class StrokeCounter:
         self.count = 0
         self._counted_before = 0  # the count when the axes were last forgotten
         self._owed = 0  # strokes to hold back: told on the old axis beyond the new one's count
+        self._owed_until = -math.inf
         self._missed: tuple[HalfStroke, HalfStroke] | None = None  # a stroke only the new axis saw
+        self._gyro = False  # this frame had the gyro's rate: the reaching axis can be counted on
         self.last_stroke_t = -math.inf
-        self.u = 0.0
 
     @property
     def _counted(self) -> Track:
         """The half-strokes on the axis the strokes are counted on."""
-        return self._on_reach if self.axes.twisting else self._on_main
+        return self._on_reach if self._gyro and self.axes.twisting else self._on_main
 
     # --- the velocity-like signal ------------------------------------------------------
 
@@ -149,19 +153,22 @@ class StrokeCounter:
             m[i] += a * (v[i] - m[i])
         return (v[0] - m[0], v[1] - m[1], v[2] - m[2])
 
-    def _signals(self, rate: tuple | None, linear: tuple) -> tuple[float, float | None]:
+    def _signals(self, t: float, rate: tuple | None, linear: tuple) -> tuple[float, float | None]:
         """The velocity-like signal on the main axis and on the reaching one (gyro only):
         the rate about each, or the velocity along the main axis."""
         velocity = self._integrate(linear)
         axes = self.axes
         if rate is not None:
-            hx = self._high_pass(rate, self._a_hp_gyro, velocity)
+            hx, clipped = self._high_pass(rate, self._a_hp_gyro)
+            self._follow_axes(t, clipped, velocity, rate)
             return _dot(hx, axes.main), _dot(hx, axes.reach)
         v, s = self._velocity, self.ACCEL_SCALE
-        hx = self._high_pass((v[0] * s, v[1] * s, v[2] * s), self._a_hp_accel, None)
+        hx, clipped = self._high_pass((v[0] * s, v[1] * s, v[2] * s), self._a_hp_accel)
+        axes.update(clipped)
         return _dot(hx, axes.main), None
 
-    def _high_pass(self, x: tuple, a: float, velocity: tuple | None) -> tuple:
+    def _high_pass(self, x: tuple, a: float) -> tuple[tuple, tuple]:
+        """x less its slow mean; and the same clipped, for what the mean and the axes learn."""
         m = self._hp_mean
         hx, hy, hz = x[0] - m[0], x[1] - m[1], x[2] - m[2]
         # a flip or a grab turns the pod ten times faster than rolling does: clip what
@@ -171,30 +178,35 @@ class StrokeCounter:
         cap = self.OUTLIER_RATIO * max(self._counted.env, self.ENV_FLOOR, axes.main_amplitude())
         size = math.sqrt(hx * hx + hy * hy + hz * hz)
         scale = cap / size if size > cap else 1.0
-        m[0] += a * hx * scale
-        m[1] += a * hy * scale
-        m[2] += a * hz * scale
+        clipped = (hx * scale, hy * scale, hz * scale)
+        m[0] += a * clipped[0]
+        m[1] += a * clipped[1]
+        m[2] += a * clipped[2]
+        return (hx, hy, hz), clipped
+
+    def _follow_axes(self, t: float, clipped: tuple, velocity: tuple, rate: tuple) -> None:
+        axes = self.axes
         was_twisting = axes.twisting
-        axes.update((hx * scale, hy * scale, hz * scale), velocity, x)
+        axes.update(clipped, velocity, rate)
         if axes.changed and axes.twisting != was_twisting:
-            self._settle_the_count()
+            self._settle_the_count(t)
         elif axes.changed:
             # the reaching axis was taken up afresh: another signal, with its own sign and
             # amplitude; a half-stroke done on the old one still pairs with the next half
             # on the new one, whichever way that turns, so the count keeps its step
             self._on_reach.restart(math.sqrt(2.0) * axes.rates.rms(axes.reach))
-        return hx, hy, hz
 
-    def _settle_the_count(self) -> None:
+    def _settle_the_count(self, t: float) -> None:
         # the count moves to the other axis, which has counted since the axes were learnt
         # afresh too: a stroke told beyond that (a twist taken for a stroke while the
         # axes settled) is made good by not telling the next; only one, because a wider
         # gap says the two disagree for reasons of their own
         told = self.count - self._counted_before
-        new = self._counted
+        new = self._on_reach if self.axes.twisting else self._on_main
         self._owed = min(max(told - new.strokes, 0), self.MAX_MADE_GOOD)
-        if new.strokes > told:
-            self._missed = new.last
+        self._owed_until = t + self.MADE_GOOD_S
+        if new.strokes > told and not new.last_told:
+            self._missed, new.last_told = new.last, True
 
     # --- half-strokes and strokes ------------------------------------------------------
 
@@ -215,22 +227,22 @@ class StrokeCounter:
                 track.pending = None
 
     def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
-        on_main, on_reach = self._signals(rate, linear)
-        counted = self._counted
-        event = None
-        for track, u in ((self._on_main, on_main), (self._on_reach, on_reach)):
-            if u is None:
-                continue  # no gyro, no reaching axis
-            stroke = self._follow(track, t, u, rate, linear, force, counted=track is counted)
-            if track is counted:
-                self.u, event = u, stroke
+        on_main, on_reach = self._signals(t, rate, linear)
+        self._gyro = on_reach is not None
+        if t > self._owed_until:
+            self._owed = 0  # the bout has moved on: the next stroke is its own
+        counted = self._counted  # only the counted track's own _forget_axis can change it below
+        event = self._follow(self._on_main, t, on_main, rate, linear, force, counted=counted is self._on_main)
+        if on_reach is not None:
+            stroke = self._follow(self._on_reach, t, on_reach, rate, linear, force, counted=counted is self._on_reach)
+            event = stroke if counted is self._on_reach else event
         missed = self._missed
         if missed is not None and t - missed[1].end >= self.MISSED_S:
             self._missed = None
         elif missed is not None and event is None:
             # told now, one event a frame: events come in the order they are known
             self._missed = None
-            event = self._stroke(*missed, t=t)
+            event = self._stroke(*missed, told_at=t)
         return event
 
     def _follow(self, track: Track, t: float, u: float, rate: tuple | None, linear: tuple, force: float,
@@ -290,6 +302,7 @@ class StrokeCounter:
         for track in (self._on_main, self._on_reach):
             track.current = track.pending = track.last = None
             track.strokes = 0
+            track.last_told = False
         self._counted_before = self.count
         self._owed = 0
         self._missed = None
@@ -304,7 +317,8 @@ class StrokeCounter:
         if half.turned_deg > self.TURN_DEG:
             return self._turned(track, half, counted)
         self._learn_amplitude(track, half.peak)
-        if half.blocked:
+        if half.blocked and half.peak < self.REP_TILT_MAX:
+            # a rep's tilt; a half that grew past any rep's is rolling that began as it ended
             track.pending = None
             return None
         if half.force_n and half.force_sum / half.force_n < self.GRIP_N:
@@ -337,6 +351,7 @@ class StrokeCounter:
             return None
         track.strokes += 1
         track.last = (pending, half)
+        track.last_told = counted
         if not counted:
             return None
         if self._owed:
@@ -366,15 +381,15 @@ class StrokeCounter:
         swing = max(first.force_max, second.force_max) - min(first.force_min, second.force_min)
         return mean > 0 and swing > self.REP_SWING * mean
 
-    def _stroke(self, first: HalfStroke, second: HalfStroke, t: float | None = None) -> StrokeEvent:
+    def _stroke(self, first: HalfStroke, second: HalfStroke, told_at: float | None = None) -> StrokeEvent:
         self.count += 1
-        self.last_stroke_t = second.end
+        self.last_stroke_t = max(self.last_stroke_t, second.end)
         duration = second.end - first.start
         frames = first.frames + second.frames
         force_n = first.force_n + second.force_n
         mean_force = (first.force_sum + second.force_sum) / force_n if force_n else math.nan
         return StrokeEvent(
-            t=second.end if t is None else t, duration=duration,
+            t=second.end if told_at is None else told_at, duration=duration,
             length_cm=self._length_cm(first.lin_sq + second.lin_sq, frames, duration),
             mean_force_n=mean_force,
         )

@@ -78,3 +78,13 @@ def test_a_rep_is_reported_early_in_the_relaxing():
     (rep,) = [r for r in reps if r is not None]
     # a quarter of the way down a 2 s push: a third of a second after its top
     assert 0.0 < rep.reported_t - rep.t <= 0.4
+
+
+def test_a_push_that_sags_on_the_way_up_is_one_rep():
+    # up 20 N, a 6 N sag (reported: over a quarter of the rise), on up to 40 N, and back down
+    up = np.linspace(HOLD_N, HOLD_N + 20.0, 6)[1:]
+    sag = np.linspace(HOLD_N + 20.0, HOLD_N + 14.0, 3)[1:]
+    on = np.linspace(HOLD_N + 14.0, HOLD_N + 40.0, 8)[1:]
+    down = np.linspace(HOLD_N + 40.0, HOLD_N, 10)[1:]
+    hold = np.full(30, HOLD_N)
+    assert count_reps(np.concatenate([hold, up, sag, on, down, hold])) == 1

@@ -202,7 +202,7 @@ class StrokeCounter:
         # axes settled) is made good by not telling the next; only one, because a wider
         # gap says the two disagree for reasons of their own
         told = self.count - self._counted_before
-        new = self._on_reach if self.axes.twisting else self._on_main
+        new = self._counted
         self._owed = min(max(told - new.strokes, 0), self.MAX_MADE_GOOD)
         self._owed_until = t + self.MADE_GOOD_S
         if new.strokes > told and not new.last_told:
@@ -227,8 +227,8 @@ class StrokeCounter:
                 track.pending = None
 
     def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
+        self._gyro = rate is not None
         on_main, on_reach = self._signals(t, rate, linear)
-        self._gyro = on_reach is not None
         if t > self._owed_until:
             self._owed = 0  # the bout has moved on: the next stroke is its own
         counted = self._counted  # only the counted track's own _forget_axis can change it below

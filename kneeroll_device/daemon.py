@@ -20,7 +20,7 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +32,7 @@ from .cues import CuePlayer, CueRecord
 from .errors import KneerollError
 from .pipeline import ContactModel, Pipeline
 from .pipeline.framing import forward_mask
-from .recording import write_recording_folder
+from .recording import on_time_grid, write_recording_folder
 from .routine.engine import Action, Engine, EngineSettings
 from .routine.spec import Routine
 from .samples import EventBatch, ForceBlock, ImuBlock
@@ -303,7 +303,7 @@ class Daemon:
     def _handle_item(self, item, now: float) -> None:
         kind = item[0]
         if kind == "imu":
-            block: ImuBlock = item[1]
+            block: ImuBlock = replace(item[1], t=on_time_grid(item[1].t))
             if self.recorder is not None:
                 self.recorder.add_imu(block)
             if len(block):  # a block of gap reports alone is not a sign of life
@@ -312,7 +312,7 @@ class Daemon:
                 self._log_event(gap.t, "gap", detail={"source": "imu", "samples_lost": gap.samples_lost, "reason": gap.reason})
             self._process(self.pipeline.feed_imu(block))
         elif kind == "force":
-            block: ForceBlock = item[1]
+            block: ForceBlock = replace(item[1], t=on_time_grid(item[1].t))
             if self.recorder is not None:
                 self.recorder.add_force(block)
             if len(block):

@@ -21,6 +21,10 @@ import numpy as np
 from .errors import RecordingError
 
 IMU_COLUMNS = ("t", "ax", "ay", "az")
+# Times are written to 0.1 ms ("%.4f"). The daemon puts every sample's time on this grid
+# before the pipeline or the recorder sees it (on_time_grid), so a recording holds exactly
+# the times the live run used, and two samples closer than the grid can never print alike.
+TIME_RESOLUTION_S = 1e-4
 GYRO_COLUMNS = ("gx", "gy", "gz")
 FORCE_COLUMNS = ("t", "force")
 
@@ -159,6 +163,20 @@ def _recording(path: Path, imu: dict, force: dict | None, meta: dict) -> Recordi
     )
 
 
+def on_time_grid(t: np.ndarray) -> np.ndarray:
+    """Times rounded to the recording's resolution (whole multiples of TIME_RESOLUTION_S)."""
+    return np.round(np.asarray(t, dtype=float) / TIME_RESOLUTION_S) * TIME_RESOLUTION_S
+
+
+def _increasing_on_the_grid(t: np.ndarray) -> np.ndarray:
+    """Which samples keep their written time increasing: what every reader here insists on."""
+    ticks = np.round(np.asarray(t, dtype=float) / TIME_RESOLUTION_S)
+    if len(ticks) == 0:
+        return np.zeros(0, dtype=bool)
+    before = np.maximum.accumulate(np.r_[-np.inf, ticks[:-1]])
+    return ticks > before
+
+
 def _write_csv(path: Path, header: str, columns: list[np.ndarray], formats: list[str], gzip_it: bool) -> Path:
     data = np.column_stack(columns)
     text = io.StringIO()
@@ -174,6 +192,19 @@ def _write_csv(path: Path, header: str, columns: list[np.ndarray], formats: list
 
 def write_recording_folder(out_dir: str | Path, imu_t, accel, gyro, force_t, force, meta: dict, gzip: bool = False) -> Path:
     out = Path(out_dir)
+    # a sample whose written time would not increase is one no reader accepts: it is left
+    # out here, and counted in meta.json, so the file is always readable (the daemon's
+    # samples are on the time grid already, so none of its own are ever left out)
+    imu_keep = _increasing_on_the_grid(imu_t)
+    imu_t, accel = np.asarray(imu_t)[imu_keep], np.asarray(accel)[imu_keep]
+    gyro = None if gyro is None else np.asarray(gyro)[imu_keep]
+    dropped = int(np.count_nonzero(~imu_keep))
+    if force_t is not None:
+        force_keep = _increasing_on_the_grid(force_t)
+        force_t, force = np.asarray(force_t)[force_keep], np.asarray(force)[force_keep]
+        dropped += int(np.count_nonzero(~force_keep))
+    if dropped:
+        meta = dict(meta, samples_left_out=dropped)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

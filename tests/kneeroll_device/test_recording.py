@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from kneeroll_device.errors import RecordingError
-from kneeroll_device.recording import read_recording, write_recording_folder
+from kneeroll_device.daemon import Recorder
+from kneeroll_device.pipeline.framing import forward_mask
+from kneeroll_device.recording import on_time_grid, read_recording, write_recording_folder
+from kneeroll_device.samples import ForceBlock, ImuBlock
 
 
 def test_a_recording_round_trips_plain_and_gzipped(tmp_path):
@@ -66,3 +69,30 @@ def test_a_corrupt_gzip_is_a_recording_error(tmp_path):
     (folder / "imu.csv.gz").write_bytes(gzip.compress(b"t,ax,ay,az\n0,0,0,1\n")[:-8])
     with pytest.raises(RecordingError, match="cannot be read"):
         read_recording(folder)
+
+
+def test_samples_closer_than_the_written_resolution_still_make_a_readable_file(tmp_path):
+    # a force link re-anchoring its clock can put a sample 30 microseconds after the last
+    t = np.array([0.0, 0.0125, 0.02503, 0.025, 0.0375])
+    imu_t = np.arange(0, 0.05, 0.01)
+    folder = write_recording_folder(tmp_path / "r", imu_t, np.zeros((5, 3)), None, t, np.arange(5.0), {}, gzip=True)
+    rec = read_recording(folder)
+    assert np.all(np.diff(rec.force_t) > 0) and rec.meta["samples_left_out"] == 1
+
+
+def test_the_daemon_records_exactly_the_sample_times_its_pipeline_used(tmp_path):
+    recorder = Recorder()
+    recorder.start()
+    used = []
+    # two blocks from a link whose clock mapping stepped back by a hair between them
+    blocks = [np.array([1000.0, 1000.0125, 1000.02500004]), np.array([1000.02502, 1000.0250001, 1000.0375])]
+    for raw in blocks:
+        block = ForceBlock(on_time_grid(raw), np.ones(len(raw)))
+        recorder.add_force(block)
+        recorder.add_imu(ImuBlock(block.t, np.zeros((len(raw), 3)), None))
+        last = used[-1] if used else -np.inf
+        used.extend(block.t[forward_mask(block.t, last)])
+    folder = recorder.take(1000.0).write(tmp_path / "session", {})
+    rec = read_recording(folder)
+    np.testing.assert_allclose(rec.force_t, np.array(used) - 1000.0, atol=1e-9)
+    assert "samples_left_out" not in rec.meta

@@ -184,9 +184,10 @@ def cmd_analyze(args) -> int:
     rec = read_recording(args.path)
     result = analyze_recording(rec, ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
     if args.json:
-        json_out({k: result[k] for k in ("duration_s", "strokes", "reps", "segments", "pressure")})
+        json_out({k: result[k] for k in ("duration_s", "has_force", "strokes", "reps", "segments", "pressure", "events")})
         return 0
-    print(f"{args.path}: {result['duration_s']:.1f} s, {result['strokes']} strokes, {result['reps']} reps")
+    reps = f"{result['reps']} reps" if result["has_force"] else "no reps counted (reps need the force sensor's force.csv)"
+    print(f"{args.path}: {result['duration_s']:.1f} s, {result['strokes']} strokes, {reps}")
     if result["pressure"]:
         print(f"pressure: {result['pressure']['mean_kpa']:.1f} kPa mean, {result['pressure']['peak_kpa']:.1f} kPa peak")
     for seg in result["segments"]:

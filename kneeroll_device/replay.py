@@ -152,13 +152,25 @@ def analyze_recording(rec: Recording, contact: ContactModel | None = None, block
     kpa = everything.frame_kpa[np.isfinite(everything.frame_kpa)] if has_force else np.zeros(0)
     return {
         "duration_s": round(rec.duration, 3),
+        "has_force": has_force,
         "strokes": len(everything.strokes),
         "reps": len(everything.reps),
         "segments": segments(everything, t_start, t_end),
         "pressure": {"mean_kpa": round(float(kpa.mean()), 2), "peak_kpa": round(float(kpa.max()), 2)} if len(kpa) else None,
-        "stroke_times": [round(s.t, 2) for s in everything.strokes],
-        "rep_times": [round(r.t, 2) for r in everything.reps],
+        "events": event_times(everything),
     }
+
+
+def event_times(events: EventBatch) -> list[dict]:
+    """Every stroke and rep with the time the pipeline reported it, in time order, so a
+    delay can be measured against any truth (a rep also keeps the time of its force peak)."""
+    out = [{"kind": "stroke", "t": round(s.t, 3)} for s in events.strokes]
+    out += [{"kind": "rep", "t": round(_reported(r), 3), "peak_t": round(r.t, 3)} for r in events.reps]
+    return sorted(out, key=lambda e: e["t"])
+
+
+def _reported(rep) -> float:
+    return rep.t if math.isnan(rep.reported_t) else rep.reported_t
 
 
 SEGMENT_KIND = {"rolling": "roll", "holding": "hold", "rest": "rest", "transition": "rest"}
@@ -177,7 +189,7 @@ def segments(events: EventBatch, t_start: float, t_end: float) -> list[dict]:
         if end - start <= 0:
             continue
         strokes = sum(start < s.t <= end for s in events.strokes)
-        reps = sum(start < (r.reported_t if not math.isnan(r.reported_t) else r.t) <= end for r in events.reps)
+        reps = sum(start < _reported(r) <= end for r in events.reps)
         if out and out[-1]["kind"] == kind:
             out[-1].update(end=round(end, 2), strokes=out[-1]["strokes"] + strokes, reps=out[-1]["reps"] + reps)
             continue

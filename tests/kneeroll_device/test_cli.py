@@ -74,6 +74,12 @@ def test_analyze_counts_a_recording_the_same_whatever_the_block_size(tmp_path):
     result = json.loads(outputs[0])
     assert result["strokes"] > 40 and result["reps"] > 30 and result["pressure"]["peak_kpa"] > 0
     assert {seg["kind"] for seg in result["segments"]} >= {"roll", "hold", "rest"}
+    assert result["has_force"] is True
+    events = result["events"]
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    assert sum(e["kind"] == "stroke" for e in events) == result["strokes"]
+    assert sum(e["kind"] == "rep" for e in events) == result["reps"]
+    assert all(e["peak_t"] <= e["t"] for e in events if e["kind"] == "rep")
 
 
 def one_line_error(capsys, *args: str, code: int) -> str:

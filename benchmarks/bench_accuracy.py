@@ -4,6 +4,13 @@
     .venv/bin/python benchmarks/bench_accuracy.py --quick    # 1 seed of every case
     .venv/bin/python benchmarks/bench_accuracy.py --cases fast-cadence,low-curvature --seeds 10
     .venv/bin/python benchmarks/bench_accuracy.py --json     # one JSON document on stdout
+    .venv/bin/python benchmarks/bench_accuracy.py --first-seed 101 --worlds own,outside,real --outside-seed 424242
+
+``--worlds`` adds the two worlds outside the project (benchmarks/worlds.py): a fresh suite
+of the independent simulator in ../shared/outside-sim/ on ``--outside-seed`` (choose one
+never used while tuning), and the real recordings in ../shared/real/, each beside a
+reference counter, and prints the three side by side. The own simulator's seeds used while
+tuning are 1-15; report it on a range above that (``--first-seed 101``) as held out.
 
 Every session of every case (kneeroll_device/sim/hard_cases.py) is sampled as the pod
 would record it (100 Hz IMU with gyro, 80 Hz force, rounded as the recording CSVs are,
@@ -41,6 +48,7 @@ from kneeroll_device.recording import Recording, read_recording
 from kneeroll_device.replay import feed_recording
 from kneeroll_device.sim.hard_cases import CASES, simulate_case
 from kneeroll_device.sim.world import write_recording
+from worlds import outside_world, print_worlds, real_world
 
 IMU_HZ = 100.0
 FORCE_HZ = 80.0
@@ -302,7 +310,15 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worst", type=int, default=15, help="how many of the worst steps to list")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument("--worlds", default="own", help="comma-separated: own, outside, real (default: own)")
+    parser.add_argument("--outside-seed", type=int, help="the outside simulator's suite seed (one not tuned on)")
+    parser.add_argument("--outside-count", type=int, default=120, help="recordings in the outside suite")
     args = parser.parse_args(argv)
+    worlds = {w.strip() for w in args.worlds.split(",") if w.strip()}
+    if worlds - {"own", "outside", "real"}:
+        parser.error(f"unknown world {', '.join(sorted(worlds - {'own', 'outside', 'real'}))}: use own, outside, real")
+    if "outside" in worlds and args.outside_seed is None:
+        parser.error("--worlds outside needs --outside-seed: a seed you did not tune on")
     cases = [c.strip() for c in args.cases.split(",") if c.strip()] or list(CASES)
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -334,12 +350,20 @@ def main(argv=None) -> int:
         "invariance": invariance,
         "elapsed_s": time.perf_counter() - started,
     }
+    if "outside" in worlds:
+        result["outside"] = outside_world(args.outside_seed, args.outside_count)
+    if "real" in worlds:
+        result["real"] = real_world()
     if args.json:
         result["sessions"] = [{k: v for k, v in s.items() if k not in ("stroke_delays", "rep_delays")} for s in sessions]
         json.dump(result, sys.stdout, indent=1)
         print()
     else:
         print_report(result)
+        if worlds != {"own"}:
+            print()
+            own = {"roll": result["overall"]["strokes"], "release": result["overall"]["reps"]}
+            print_worlds(own, result.get("outside"), result.get("real"))
     return 0
 
 

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .cliutil import PROG, Parser, add_common_options, fmt, json_out, load_for, number_in
+from .cliutil import PROG, Parser, add_common_options, fmt, json_out, load_for, number_in, package_version, whole_in
 from .errors import InputError, KneerollError
 from .scenarios import DEMO_ONLY_SCENARIOS, PERSON_SCENARIOS
 
@@ -236,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = Parser(prog=PROG, description="Sensor companion for a handled foam roller.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
 
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     # above ~50x the emulated IMU's FIFO fills faster than a thread is sure to be scheduled
     demo.add_argument("--speed", type=number_in(0.1, 50), default=20.0,
                       help="times faster than life, 0.1 to 50 (default 20; 1 is real time)")
-    demo.add_argument("--seed", type=int, default=1, help="the simulated person and session (default 1)")
+    demo.add_argument("--seed", type=whole_in(0, 2**32 - 1), default=1, help="the simulated person and session (default 1)")
     demo.add_argument("--scenario", choices=PERSON_SCENARIOS + DEMO_ONLY_SCENARIOS, default="normal",
                       help="what happens in the session")
     demo.add_argument("--fault-at", type=number_in(0, 100000), metavar="S",
@@ -262,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="write a simulated session as a recording folder")
     simulate.add_argument("--out", required=True, metavar="DIR", help="the recording folder to write")
-    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--seed", type=whole_in(0, 2**32 - 1), default=1, help="the simulated person and session (default 1)")
     simulate.add_argument("--scenario", choices=PERSON_SCENARIOS, default="normal")
     simulate.add_argument("--gzip", action="store_true", help="write .csv.gz")
     add_common_options(simulate, json_flag=True)

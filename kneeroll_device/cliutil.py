@@ -47,6 +47,15 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kneeroll")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def json_out(document) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=json_default) + "\n")
 
@@ -80,6 +89,8 @@ def fmt(value, digits=0) -> str:
 
 
 def add_common_options(parser, *, config=True, data_dir=False, json_flag=False) -> None:
+    # --debug after the subcommand too; SUPPRESS keeps the top-level value when it is not given here
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logging")
     if config:
         parser.add_argument("--config", metavar="FILE", help="config file (default: the built-in defaults, or $KNEEROLL_CONFIG)")
     if data_dir:

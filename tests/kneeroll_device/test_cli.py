@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from kneeroll_device.cli import main
+from kneeroll_device.cli import build_parser, main
 
 SEED = 1
 
@@ -120,3 +120,25 @@ def test_config_show_prints_the_effective_config_as_json(capsys):
     assert main(["config", "show", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["imu"]["rate_hz"] == 100 and document["pins"]["button"] == 23
+
+
+def test_the_common_options_work_after_the_subcommand_too(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["run", "--debug"]).debug is True
+    assert parser.parse_args(["--debug", "run"]).debug is True
+    assert parser.parse_args(["run"]).debug is False
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.startswith("kneeroll ")
+
+
+def test_a_negative_seed_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["demo", "--seed", "-1"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seed" in err and "-1" in err

@@ -173,25 +173,40 @@ def _reported(rep) -> float:
     return rep.t if math.isnan(rep.reported_t) else rep.reported_t
 
 
-SEGMENT_KIND = {"rolling": "roll", "holding": "hold", "rest": "rest", "transition": "rest"}
+# counts closer than this in time belong to one bout (a pause at the far end of a stroke,
+# the gap between two reps); a longer quiet is a rest
+BOUT_GAP_S = 4.0
 
 
 def segments(events: EventBatch, t_start: float, t_end: float) -> list[dict]:
-    """Roll, hold and rest segments from the motion states, each with its counts."""
-    cuts: list[tuple[float, str]] = [(t_start, "rest")]
-    for state in events.states:
-        kind = SEGMENT_KIND[state.state]
-        if kind != cuts[-1][1]:
-            cuts.append((state.t, kind))
-    out = []
-    for i, (start, kind) in enumerate(cuts):
-        end = cuts[i + 1][0] if i + 1 < len(cuts) else t_end
-        if end - start <= 0:
-            continue
-        strokes = sum(start < s.t <= end for s in events.strokes)
-        reps = sum(start < _reported(r) <= end for r in events.reps)
-        if out and out[-1]["kind"] == kind:
-            out[-1].update(end=round(end, 2), strokes=out[-1]["strokes"] + strokes, reps=out[-1]["reps"] + reps)
-            continue
-        out.append({"kind": kind, "start": round(start, 2), "end": round(end, 2), "strokes": strokes, "reps": reps})
+    """Roll, hold and rest segments: when the strokes and the reps happened, each with its counts.
+
+    A stroke covers the time from the start of its way out to when it was reported, a rep
+    from the start of its rise to when it was reported; those of one kind closer than
+    BOUT_GAP_S make one segment, and the time between segments is rest.
+    """
+    spans = [(s.t - s.duration, s.t, "roll") for s in events.strokes]
+    spans += [(_reported(r) - r.duration, _reported(r), "hold") for r in events.reps]
+    bouts: list[dict] = []
+    for start, end, kind in sorted(spans):
+        last = bouts[-1] if bouts else None
+        if last is not None and last["kind"] == kind and start - last["end"] <= BOUT_GAP_S:
+            last["end"] = max(last["end"], end)
+        else:
+            bouts.append({"kind": kind, "start": max(start, last["end"] if last else t_start), "end": end})
+    out: list[dict] = []
+    cursor = t_start
+    for bout in bouts:
+        if bout["start"] > cursor:
+            out.append({"kind": "rest", "start": cursor, "end": bout["start"]})
+        out.append(bout)
+        cursor = max(cursor, bout["end"])
+    if t_end > cursor:
+        out.append({"kind": "rest", "start": cursor, "end": t_end})
+    for i, seg in enumerate(out):
+        lo, hi = seg["start"], seg["end"]
+        first = i == 0
+        seg["strokes"] = sum((first or lo < e.t) and e.t <= hi for e in events.strokes)
+        seg["reps"] = sum((first or lo < _reported(r)) and _reported(r) <= hi for r in events.reps)
+        seg["start"], seg["end"] = round(lo, 2), round(hi, 2)
     return out

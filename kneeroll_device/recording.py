@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,13 +182,27 @@ def _write_csv(path: Path, header: str, columns: list[np.ndarray], formats: list
     data = np.column_stack(columns)
     text = io.StringIO()
     np.savetxt(text, data, delimiter=",", fmt=formats, header=header, comments="")
+    body = text.getvalue().encode("utf-8")
     if gzip_it:
         path = path.with_name(path.name + ".gz")
-        with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as handle:
-            handle.write(text.getvalue())
-    else:
-        path.write_text(text.getvalue())
+        body = gzip.compress(body, compresslevel=6)
+    write_atomically(path, body)
     return path
+
+
+def write_atomically(path: Path, body: bytes) -> None:
+    """A whole file or none: written beside its place, flushed to the disk, then renamed
+    over it, so a crash or a full disk never leaves a file cut short where readers look."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_recording_folder(out_dir: str | Path, imu_t, accel, gyro, force_t, force, meta: dict, gzip: bool = False) -> Path:
@@ -219,7 +234,8 @@ def write_recording_folder(out_dir: str | Path, imu_t, accel, gyro, force_t, for
     _write_csv(out / "imu.csv", header, imu_cols, fmts, gzip)
     if force_t is not None and len(force_t):
         _write_csv(out / "force.csv", "t,force", [force_t, force], ["%.4f", "%.3f"], gzip)
-    (out / "meta.json").write_text(json.dumps(_jsonable(meta), indent=2))
+    # meta.json last: a folder with it is whole
+    write_atomically(out / "meta.json", json.dumps(_jsonable(meta), indent=2).encode("utf-8"))
     return out
 
 

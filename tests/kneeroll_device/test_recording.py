@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -96,3 +97,22 @@ def test_the_daemon_records_exactly_the_sample_times_its_pipeline_used(tmp_path)
     rec = read_recording(folder)
     np.testing.assert_allclose(rec.force_t, np.array(used) - 1000.0, atol=1e-9)
     assert "samples_left_out" not in rec.meta
+
+
+def test_a_write_that_fails_half_way_leaves_no_file_cut_short(tmp_path, monkeypatch):
+    t = np.arange(0, 2, 0.01)
+    folder = tmp_path / "rec"
+    real_fsync = os.fsync
+    calls = []
+
+    def fsync_then_fail(fd):
+        calls.append(fd)
+        if len(calls) == 2:  # the disk fills while force.csv.gz is written
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_then_fail)
+    with pytest.raises(OSError):
+        write_recording_folder(folder, t, np.zeros((len(t), 3)), None, t, t * 10, {}, gzip=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["imu.csv.gz"]  # whole, and nothing else
+    assert len(read_recording(folder).imu_t) == len(t)

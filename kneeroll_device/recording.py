@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
         with _open_text(path) as handle:
             header_line = handle.readline()
             body = handle.read()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise RecordingError(f"{path} cannot be read: {exc}", "check that it is a CSV file (gzip if it ends in .gz)") from None
     header = [h.strip().lower() for h in header_line.strip().split(",")]
     missing = [c for c in required if c not in header]
@@ -90,8 +91,9 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
         raise RecordingError(f"{path} has no samples", "record at least a few seconds")
     try:
         data = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2, dtype=float)
-    except ValueError as exc:
-        raise RecordingError(f"{path} has a malformed line: {exc}", "every line needs one number per column") from None
+    except ValueError:
+        raise RecordingError(f"{path} has a malformed line: {_first_bad_line(body, header)}",
+                             "every line needs one number per column") from None
     if data.size == 0:
         raise RecordingError(f"{path} has no samples", "record at least a few seconds")
     if data.shape[1] != len(header):
@@ -105,6 +107,22 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
         row = int(np.argmax(np.diff(t) <= 0)) + 3
         raise RecordingError(f"{path} line {row}: time does not increase", "sort the samples by t and drop duplicates")
     return columns
+
+
+def _first_bad_line(body: str, header: list[str]) -> str:
+    """Where the CSV body first breaks, by the file's own line numbers (the header is line 1)."""
+    for number, line in enumerate(body.splitlines(), start=2):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        if len(fields) != len(header):
+            return f"line {number} has {len(fields)} values, the header names {len(header)} columns"
+        for name, field in zip(header, fields):
+            try:
+                float(field)
+            except ValueError:
+                return f"line {number}, column {name}: {field.strip()!r} is not a number"
+    return "a line could not be read as numbers"
 
 
 def read_recording(path: str | Path) -> Recording:

@@ -37,7 +37,8 @@ def test_a_lone_imu_csv_without_gyro(tmp_path):
 
 @pytest.mark.parametrize("body, words", [
     ("t,ax,ay\n0,0,0\n", ["no column az"]),
-    ("t,ax,ay,az\n0,0,0,1\n0.01,0,zero,1\n", ["malformed line"]),
+    ("t,ax,ay,az\n0,0,0,1\n0.01,0,zero,1\n", ["malformed line", "line 3, column ay: 'zero' is not a number"]),
+    ("t,ax,ay,az\n0,0,0,1\n0.01,0,0,1\n0.02,0,1\n", ["line 4 has 3 values, the header names 4 columns"]),
     ("t,ax,ay,az\n0,0,0,1\n0,0,0,1\n", ["line 3", "time does not increase"]),
     ("t,ax,ay,az,gx\n0,0,0,1,0\n", ["some of the gyro columns"]),
     ("t,ax,ay,az\n", ["no samples"]),
@@ -50,6 +51,7 @@ def test_malformed_csvs_say_what_is_wrong(tmp_path, body, words):
         read_recording(path)
     for word in words:
         assert word in str(caught.value)
+    assert " row " not in str(caught.value)  # the file's own line numbers, in the project's words
 
 
 def test_a_folder_without_imu_data_or_with_broken_meta(tmp_path):
@@ -64,10 +66,18 @@ def test_a_folder_without_imu_data_or_with_broken_meta(tmp_path):
         read_recording(folder)
 
 
-def test_a_corrupt_gzip_is_a_recording_error(tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "bits flipped"])
+def test_a_damaged_gzip_is_a_recording_error(tmp_path, damage):
     folder = tmp_path / "gz"
     folder.mkdir()
-    (folder / "imu.csv.gz").write_bytes(gzip.compress(b"t,ax,ay,az\n0,0,0,1\n")[:-8])
+    body = ("t,ax,ay,az\n" + "".join(f"{i * 0.01:.2f},0.{i % 7},0.{i % 5},1\n" for i in range(5000))).encode()
+    packed = bytearray(gzip.compress(body))
+    if damage == "truncated":
+        packed = packed[:-8]
+    else:
+        for at in (200, 400, 600):
+            packed[at] ^= 0xFF
+    (folder / "imu.csv.gz").write_bytes(bytes(packed))
     with pytest.raises(RecordingError, match="cannot be read"):
         read_recording(folder)
 

@@ -184,7 +184,8 @@ def cmd_analyze(args) -> int:
     rec = read_recording(args.path)
     result = analyze_recording(rec, ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
     if args.json:
-        json_out({k: result[k] for k in ("duration_s", "has_force", "strokes", "reps", "segments", "pressure", "events")})
+        json_out({k: result[k] for k in ("duration_s", "has_force", "strokes", "reps", "segments", "pressure", "events",
+                                         "gaps")})
         return 0
     reps = f"{result['reps']} reps" if result["has_force"] else "no reps counted (reps need the force sensor's force.csv)"
     print(f"{args.path}: {result['duration_s']:.1f} s, {result['strokes']} strokes, {reps}")
@@ -192,6 +193,8 @@ def cmd_analyze(args) -> int:
         print(f"pressure: {result['pressure']['mean_kpa']:.1f} kPa mean, {result['pressure']['peak_kpa']:.1f} kPa peak")
     for seg in result["segments"]:
         print(f"  {seg['kind']:<5} {seg['start']:8.1f} - {seg['end']:8.1f} s  strokes {seg['strokes']:>3}  reps {seg['reps']:>3}")
+    for gap in result["gaps"]:
+        print(f"  gap at {gap['t']:.1f} s: {gap['reason']}")
     return 0
 
 

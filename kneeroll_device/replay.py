@@ -158,6 +158,7 @@ def analyze_recording(rec: Recording, contact: ContactModel | None = None, block
         "segments": segments(everything, t_start, t_end),
         "pressure": {"mean_kpa": round(float(kpa.mean()), 2), "peak_kpa": round(float(kpa.max()), 2)} if len(kpa) else None,
         "events": event_times(everything),
+        "gaps": [{"t": round(g.t, 3), "reason": g.reason} for g in everything.gaps],
     }
 
 

@@ -135,6 +135,7 @@ class EventBatch:
     repositions: list[RepositionEvent] = field(default_factory=list)
     states: list[MotionStateEvent] = field(default_factory=list)
     pressure: list[PressureSecond] = field(default_factory=list)
+    gaps: list[GapEvent] = field(default_factory=list)  # long silences, after which counting started afresh
     # the newest processed time, and the force (N) and pressure (kPa) of each processed frame
     t_end: float | None = None
     frame_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -142,7 +143,7 @@ class EventBatch:
     frame_kpa: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def extend(self, other: "EventBatch") -> None:
-        for name in ("strokes", "reps", "repositions", "states", "pressure"):
+        for name in ("strokes", "reps", "repositions", "states", "pressure", "gaps"):
             getattr(self, name).extend(getattr(other, name))
         self.frame_t = np.concatenate([self.frame_t, other.frame_t])
         self.frame_force = np.concatenate([self.frame_force, other.frame_force])

@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-from ..samples import EventBatch, ForceBlock, ImuBlock, MotionStateEvent, PressureSecond, RepositionEvent
-from .framing import FRAME_S, Frame, Framer
+from ..samples import EventBatch, ForceBlock, GapEvent, ImuBlock, MotionStateEvent, PressureSecond, RepositionEvent
+from .framing import FRAME_S, LONG_GAP_FRAMES, Frame, Framer
 from .motion import MotionTracker
 from .pressure import AutoZero, ContactModel
 from .reps import RepCounter
@@ -65,16 +65,21 @@ class Pipeline:
     def __init__(self, contact: ContactModel | None = None):
         self.contact = contact or ContactModel()
         self.framer = Framer()
-        self.motion = MotionTracker()
-        self.zero = AutoZero()
-        self.reps = RepCounter()
-        self.strokes = StrokeCounter()
-        self.states = StateTracker()
+        self._start_afresh()
+        self._last_k: int | None = None
         self._second: int | None = None
         self._sec_kpa: list[float] = []
         self._sec_force: list[float] = []
         self.frames_processed = 0
         self.t_end: float | None = None
+
+    def _start_afresh(self) -> None:
+        """The stages that follow the motion and the squeeze, as at the start."""
+        self.motion = MotionTracker()
+        self.zero = AutoZero()
+        self.reps = RepCounter()
+        self.strokes = StrokeCounter()
+        self.states = StateTracker()
 
     # --- input ---------------------------------------------------------------------
 
@@ -113,6 +118,7 @@ class Pipeline:
             return batch
         ts, forces, kpas = [], [], []
         for frame in frames:
+            self._after_a_long_gap(frame, batch)
             force, kpa = self._frame(frame, batch)
             ts.append(frame.t)
             forces.append(force)
@@ -122,6 +128,15 @@ class Pipeline:
         batch.frame_kpa = np.array(kpas)
         self.t_end = batch.t_end = ts[-1]
         return batch
+
+    def _after_a_long_gap(self, frame: Frame, batch: EventBatch) -> None:
+        last, self._last_k = self._last_k, frame.k
+        if last is None or frame.k - last <= LONG_GAP_FRAMES:
+            return
+        silent_s = (frame.k - last - 1) * FRAME_S
+        batch.gaps.append(GapEvent(t=frame.t - FRAME_S, source="sensors", samples_lost=0,
+                                   reason=f"no samples for {silent_s:.0f} s: the counting starts afresh"))
+        self._start_afresh()
 
     def _frame(self, frame: Frame, batch: EventBatch) -> tuple[float, float]:
         t = frame.t

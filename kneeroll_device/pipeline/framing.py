@@ -29,6 +29,13 @@ FRAME_S = 0.1
 FRAME_PHASE_S = 0.045
 
 
+# a stream silent this long has not lost a few samples: it stopped (a paused session, two
+# recordings joined). The frames in between are not formed one by one, so memory and time
+# do not grow with the length of the silence; the pipeline starts afresh after it.
+LONG_GAP_S = 10.0
+LONG_GAP_FRAMES = round(LONG_GAP_S / FRAME_S)
+
+
 def frame_index(t):
     """The frame a time belongs to (works on floats and arrays)."""
     return np.floor((np.asarray(t) - FRAME_PHASE_S) / FRAME_S).astype(np.int64)
@@ -99,7 +106,9 @@ class Binner:
             if self.next_k is None:
                 self.next_k = int(frame_ks[0])
             for k, mean, peak in zip(frame_ks.tolist(), means, peaks):
-                while self.next_k < k:  # frames with no sample at all: a gap
+                if k - self.next_k > LONG_GAP_FRAMES:
+                    self.next_k = k  # a long silence: no frames for it at all
+                while self.next_k < k:  # frames with no sample at all: a short gap
                     out.append((self.next_k, None, None))
                     self.next_k += 1
                 out.append((k, mean, peak))

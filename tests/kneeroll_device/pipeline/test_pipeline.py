@@ -144,3 +144,17 @@ def test_frames_wait_for_both_sensors_unless_one_is_declared_absent():
     assert len(frames) == 10 and all(math.isnan(f.force) for f in frames)
     assert frames[0].t == pytest.approx(FRAME_PHASE_S)
     assert frames[1].t == pytest.approx(FRAME_PHASE_S + FRAME_S)
+
+
+def test_a_month_without_samples_is_one_gap_in_bounded_work():
+    pipeline = Pipeline()
+    t = np.arange(0.0, 20.0, 0.01)
+    still = np.tile([0.0, 0.0, 1.0], (len(t), 1))
+    pipeline.set_force_absent(True)
+    batch = pipeline.feed_imu(ImuBlock(t, still, np.zeros_like(still)))
+    month = 30 * 86400.0
+    batch.extend(pipeline.feed_imu(ImuBlock(t + month, still, np.zeros_like(still))))
+    batch.extend(pipeline.finish())
+    assert pipeline.frames_processed < 500  # 40 s of frames, not a month's
+    assert len(batch.gaps) == 1 and "starts afresh" in batch.gaps[0].reason
+    assert batch.gaps[0].t == pytest.approx(month, abs=1.0)

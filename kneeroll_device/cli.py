@@ -31,6 +31,7 @@ def _routine(config):
 def cmd_demo(args) -> int:
     from .demo import describe_action, describe_cue, run_demo
     from .replay import step_json
+    from .store import session_in_log
     from .sim.world import simulate_session
 
     if not args.debug:
@@ -61,11 +62,16 @@ def cmd_demo(args) -> int:
     summary = result.summary if result else daemon.engine.session_summary()
     truth = {s["index"]: s for s in session.truth()["steps"]}
     steps = [step_json(s, truth.get(s["index"])) for s in summary["steps"]]
+    lost = daemon.store.writes_lost
+    logged = result is not None and result.session_id is not None and lost == 0 and session_in_log(daemon.store.path,
+                                                                                                   result.session_id)
     document = {
         "completed": bool(result and result.outcome == "completed"),
         "outcome": result.outcome if result else None,
         "seed": args.seed, "scenario": args.scenario,
-        "session_id": result.session_id if result else None,
+        "logged": logged,
+        "writes_lost": lost,
+        "session_id": result.session_id if result and logged else None,
         "log": str(daemon.store.path),
         "recording": result.recording if result else None,
         "steps": steps,
@@ -75,10 +81,14 @@ def cmd_demo(args) -> int:
         json_out(document)
     else:
         _print_step_table(steps)
-        print(f"log: {daemon.store.path} (session {document['session_id']})")
+        if logged:
+            print(f"log: {daemon.store.path} (session {document['session_id']})")
         if document["recording"]:
             print(f"recording: {document['recording']}")
-    return 0 if result is not None else 1
+    if result is not None and not logged:
+        sys.stderr.write(f"{PROG}: error: the session was not logged in full ({lost} writes lost) "
+                         f"(fix: free space where the log lives, {daemon.store.path.parent}, and run again)\n")
+    return 0 if result is not None and logged else 1
 
 
 def _print_step_table(steps: list[dict]) -> None:

@@ -396,6 +396,7 @@ class SessionLog:
         self._open: set[int] = set()
         self._lost: dict[int, list] = {}  # session id -> [rows lost, first t]
         self.dropped = 0
+        self.lost_at_exit = 0  # writes still pending when the log closed unwritable
         self.faulted = False
         self.faults = 0
         self._closed = False
@@ -484,6 +485,11 @@ class SessionLog:
         op.params = tuple(_clean(p) for p in op.params)
         self._queue.put(op)
 
+    @property
+    def writes_lost(self) -> int:
+        """Rows that never reached the log: dropped while it was unwritable, or pending at exit."""
+        return self.dropped + self.lost_at_exit
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Commits everything logged so far, now; True once it is committed, False if it cannot be (yet)."""
         if not self._thread.is_alive():
@@ -543,6 +549,7 @@ class SessionLog:
                 waiters = []
             if stopping:
                 if pending:
+                    self.lost_at_exit = len(pending)
                     log.error("session log not writable at exit: %d writes lost", len(pending))
                 return
 
@@ -760,6 +767,20 @@ def session_row(db: sqlite3.Connection, session_id: int, *, now: float | None = 
     if row is None:
         raise InputError(f"there is no session {session_id}", "see `kneeroll history` for the ids")
     return present(db, dict(row), now=now, tz=tz)
+
+
+def session_in_log(path: Path, session_id: int) -> bool:
+    """Whether a session is in the log as its readers see it (a check after the writer closed)."""
+    try:
+        db = connect(path, readonly=True)
+    except (InputError, StoreError, sqlite3.Error):
+        return False
+    try:
+        return db.execute("SELECT 1 FROM sessions WHERE id=?", (session_id,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
 
 
 def session_filter(include_demo: bool, routine: str | None, table: str = "") -> tuple[str, list]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -142,3 +143,20 @@ def test_a_negative_seed_is_a_usage_error(capsys):
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--seed" in err and "-1" in err
+
+
+def test_a_session_the_full_disk_kept_out_of_the_log_is_not_reported_as_logged(tmp_path, monkeypatch, capsys):
+    import kneeroll_device.store as store
+
+    @contextlib.contextmanager
+    def disk_full(db):
+        raise sqlite3.OperationalError("database or disk is full")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(store, "_transaction", disk_full)
+    code = main(["demo", "--json", "--speed", "50", "--data-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert code == 1
+    assert document["logged"] is False and document["session_id"] is None and document["writes_lost"] > 0
+    assert "not logged in full" in captured.err and "free space" in captured.err

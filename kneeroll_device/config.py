@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError
 
@@ -33,8 +33,12 @@ class Rule:
     choices: tuple = ()
     low: float | None = None
     high: float | None = None
+    parse: Callable[[Any], Any] | None = None  # turns a written form into the value (raises ValueError)
+    shown: str | None = None  # how the allowed values are named in an error, if not by their repr
 
     def describe(self) -> str:
+        if self.shown:
+            return self.shown
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -47,6 +51,11 @@ class Rule:
         return text
 
     def check(self, key: str, value: Any) -> Any:
+        if self.parse is not None:
+            try:
+                value = self.parse(value)
+            except ValueError:
+                raise ConfigError(f"config key {key} = {value!r} is not allowed", f"use {self.describe()}") from None
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -62,6 +71,13 @@ class Rule:
 
 
 GPIO = Rule(int, low=0, high=27)
+
+
+def _i2c_address(value: Any) -> Any:
+    """An I2C address as TOML gives it: 0x68 (an integer), or the string "0x68" or "auto"."""
+    if isinstance(value, str) and value != "auto":
+        return int(value, 0)
+    return value
 POSITIVE = Rule(float, low=1e-6)
 
 
@@ -79,7 +95,8 @@ class ImuConfig:
 
     RULES = {
         "bus": Rule(int, low=0, high=255),
-        "address": Rule((str, int), choices=("auto", 0x68, 0x69, 0x6A, 0x6B)),
+        "address": Rule((str, int), choices=("auto", 0x68, 0x69, 0x6A, 0x6B), parse=_i2c_address,
+                        shown='"auto", or one of 0x68, 0x69, 0x6A, 0x6B'),
         "chip": Rule(str, choices=("auto", "mpu6050", "lsm6dsox", "lsm6ds3trc")),
         "rate_hz": Rule(int, low=50, high=400),
         "accel_range_g": Rule(int, choices=(2, 4, 8, 16)),
@@ -317,6 +334,7 @@ _DEFAULTS = _parse_toml(DEFAULT_CONFIG_TEXT, "default_config.toml")
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
     """The effective config: the defaults, overridden by ``path`` (or $KNEEROLL_CONFIG) if given."""
+    explicit = path
     path = path or os.environ.get(CONFIG_ENV)
     if not path:
         return _build(_DEFAULTS, "defaults")
@@ -324,7 +342,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {file} does not exist", "check the path given to --config") from None
+        given = "--config" if file == Path(explicit or "") else f"${CONFIG_ENV}"
+        raise ConfigError(f"config file {file} does not exist", f"check the path given to {given}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {file} is not a text file", "give a TOML file") from None
     except OSError as exc:

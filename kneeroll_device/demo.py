@@ -177,6 +177,12 @@ def stop_on_signals(daemon: Daemon) -> None:
         signal.signal(signum, lambda *_: daemon.stop())
 
 
+def over_the_limit(kpa: float, limit_kpa: float) -> str:
+    """The warning's words: the pressure and the limit it is over, never rounded to look equal."""
+    digits = 0 if round(kpa) > round(limit_kpa) else 1
+    return f"pressure {kpa:.{digits}f} kPa, over the {limit_kpa:g} kPa limit"
+
+
 def describe_action(action: Action, daemon: Daemon) -> str | None:
     """One readable line per step for the terminal, or None."""
     d = action.detail
@@ -190,7 +196,7 @@ def describe_action(action: Action, daemon: Daemon) -> str | None:
         kpa = f", {d['mean_kpa']:.0f} kPa mean" if d["mean_kpa"] is not None else ""
         return f"  step {action.step}: {what}: {counts}{kpa}"
     if action.kind == "pressure_warning":
-        return f"  ! pressure {d['kpa']:.0f} kPa above the {d['limit_kpa']:.0f} kPa limit"
+        return f"  ! {over_the_limit(d['kpa'], d['limit_kpa'])}"
     if action.kind == "sensor_fault":
         return f"  ! sensor fault: {d.get('source')} {d.get('detail')}"
     if action.kind == "fault_cleared":

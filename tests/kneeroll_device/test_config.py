@@ -53,3 +53,26 @@ def test_a_missing_config_file_is_an_input_error(tmp_path):
 def test_replace_validates_like_a_file():
     with pytest.raises(ConfigError, match="routine.leg"):
         load_config().replace(routine={"leg": "middle"})
+
+
+@pytest.mark.parametrize("written", ['"0x68"', "0x68", "104", '"104"'])
+def test_the_imu_address_may_be_written_as_hex_text_or_a_number(tmp_path, written):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[imu]\naddress = {written}\n")
+    assert load_config(path).imu.address == 0x68
+
+
+def test_an_address_off_the_list_names_the_choices_in_hex(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[imu]\naddress = "0x50"\n')
+    with pytest.raises(ConfigError, match="0x68, 0x69, 0x6A, 0x6B"):
+        load_config(path)
+
+
+def test_a_missing_file_named_by_the_environment_blames_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNEEROLL_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert "$KNEEROLL_CONFIG" in str(caught.value) and "--config" not in str(caught.value)
+    with pytest.raises(ConfigError, match="--config"):
+        load_config(tmp_path / "other.toml")

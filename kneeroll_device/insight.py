@@ -7,10 +7,14 @@ power cut) shows as interrupted, with what reached the log.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import shutil
 import sqlite3
+import sys
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -277,8 +281,9 @@ class _Table:
     def sql(self, since: str | None, shape: str) -> tuple[str, tuple]:
         """The query giving each row as one CSV line, one JSON object, or plain values."""
         if shape == "csv":  # SQLite writes the line: the rows never become Python objects
-            parts = [f"""ifnull('"' || replace({expr}, '"', '""') || '"', '')""" if text else f"ifnull({expr}, '')"
-                     for _, expr, text in self.columns]
+            # text is always quoted (a step id may hold a comma), numbers never
+            parts = [f"""CASE WHEN typeof({expr}) = 'text' THEN '"' || replace({expr}, '"', '""') || '"' """
+                     f"ELSE ifnull({expr}, '') END" for _, expr, _ in self.columns]
             select = " || ',' || ".join(parts)
         elif shape == "json":
             select = "json_object(" + ", ".join(
@@ -323,58 +328,111 @@ def _session_export(db, since, now, tz) -> list[dict]:
 
 
 def write_export(db: sqlite3.Connection, out: Path, fmt: str, since: str | None, *, pressure: bool = False,
-                 now: float | None = None, tz: tzinfo | None = None) -> dict:
+                 force: bool = False, now: float | None = None, tz: tzinfo | None = None) -> dict:
     """Writes the export; returns what was written (the --json document).
 
-    csv: a folder of one file a table, or a zip of them if ``out`` ends in
-    .zip; json: one file, an object with a list of row objects a table. The
-    columns are the same in both (docs/session-log.md).
+    csv: a folder of one file a table, or a zip of them if ``out`` ends in .zip;
+    json: one file, an object with a list of row objects a table. ``-`` is standard
+    output (csv as a zip). The columns are the same in both (docs/session-log.md).
+    What was there is only replaced with ``force``, and then as a whole; parents are
+    created; a failure (a full disk) leaves what was there, and nothing half-written.
     """
     out = Path(out)
+    layout = _layout(out, fmt)
     plan = export_plan(db, pressure)
     counts: dict[str, int] = {}
-    files: list[str] = []
-    if fmt == "json":
-        layout = "file"
-        with _create(out) as fh:
-            head = {"format": "kneeroll-export", "version": 1,
-                    "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "since": since}
-            fh.write(json.dumps(head)[:-1])
-            for name in plan:
-                fh.write(f', "{name}": [')
-                if name == "sessions":
-                    rows = _session_export(db, since, now, tz)
-                    fh.write(json.dumps(rows)[1:-1])
-                    counts[name] = len(rows)
-                else:
-                    counts[name] = _write_lines(fh, db, EXPORT_TABLES[name], since, "json", ",")
-                fh.write("]")
-            fh.write("}\n")
-        files.append(str(out))
-        return {"out": str(out), "format": fmt, "layout": layout, "since": since, "files": files, "rows": counts}
-    if out.suffix.lower() == ".zip":
-        layout = "zip"
-        try:
-            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    if layout == "stdout":
+        if fmt == "json":
+            _write_json(sys.stdout, db, plan, since, now, tz, counts)
+        else:
+            _write_zip(sys.stdout.buffer, db, plan, since, now, tz, counts)
+        return {"out": "-", "format": fmt, "layout": layout, "since": since, "files": [], "rows": counts}
+    if out.exists() and not force:
+        raise InputError(f"{out} already exists", "choose another --out, or add --force to replace it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _replacing(out) as fresh:
+            if layout == "file":
+                with open(fresh, "w", encoding="utf-8") as fh:
+                    _write_json(fh, db, plan, since, now, tz, counts)
+            elif layout == "zip":
+                with open(fresh, "wb") as fh:
+                    _write_zip(fh, db, plan, since, now, tz, counts)
+            else:
+                fresh.mkdir()
                 for name in plan:
-                    with zf.open(f"{name}.csv", "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+                    with open(fresh / f"{name}.csv", "w", encoding="utf-8", newline="") as fh:
                         counts[name] = _write_csv(fh, db, name, since, now, tz)
-                    files.append(f"{out}:{name}.csv")
-        except OSError as exc:
-            raise KneerollError(f"cannot write {out}: {exc}", "choose another --out") from None
-    else:
-        layout = "folder"
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{out} is a file, and a csv export is a folder", "give --out a folder, or a name ending in .zip")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise KneerollError(f"cannot create {out}: {exc}", "choose another --out") from None
-        for name in plan:
-            with _create(out / f"{name}.csv", newline="") as fh:
-                counts[name] = _write_csv(fh, db, name, since, now, tz)
-            files.append(str(out / f"{name}.csv"))
+    except OSError as exc:
+        raise KneerollError(f"cannot write {out}: {exc.strerror or exc}",
+                            "free some space or choose another --out; nothing was left half-written") from None
+    files = [str(out)] if layout == "file" else [f"{out}:{n}.csv" if layout == "zip" else str(out / f"{n}.csv") for n in plan]
     return {"out": str(out), "format": fmt, "layout": layout, "since": since, "files": files, "rows": counts}
+
+
+def _layout(out: Path, fmt: str) -> str:
+    """stdout, file (json), zip or folder (csv): the same rules for both formats."""
+    if str(out) == "-":
+        return "stdout"
+    if fmt == "json":
+        if out.is_dir():
+            raise InputError(f"{out} is a folder, and a json export is a file", "give --out a file name, such as export.json")
+        return "file"
+    if out.suffix.lower() == ".zip":
+        return "zip"
+    if out.suffix.lower() == ".csv":
+        raise InputError(f"a csv export is several tables, not one file ({out})",
+                         "give --out a folder, or a name ending in .zip")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, and a csv export is a folder", "give --out a folder, or a name ending in .zip")
+    return "folder"
+
+
+@contextlib.contextmanager
+def _replacing(out: Path):
+    """A fresh path beside ``out`` to write into; on success it takes ``out``'s place whole."""
+    fresh = out.with_name(f".{out.name}.partial")
+    old = out.with_name(f".{out.name}.old")
+    for leftover in (fresh, old):
+        _remove(leftover)
+    try:
+        yield fresh
+        if out.exists():
+            os.replace(out, old)
+        os.replace(fresh, out)
+    finally:
+        _remove(fresh)
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_json(fh, db, plan: list[str], since, now, tz, counts: dict) -> None:
+    head = {"format": "kneeroll-export", "version": 1,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "since": since}
+    fh.write(json.dumps(head)[:-1])
+    for name in plan:
+        fh.write(f', "{name}": [')
+        if name == "sessions":
+            rows = _session_export(db, since, now, tz)
+            fh.write(json.dumps(rows)[1:-1])
+            counts[name] = len(rows)
+        else:
+            counts[name] = _write_lines(fh, db, EXPORT_TABLES[name], since, "json", ",")
+        fh.write("]")
+    fh.write("}\n")
+
+
+def _write_zip(raw_out, db, plan: list[str], since, now, tz, counts: dict) -> None:
+    with zipfile.ZipFile(raw_out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name in plan:
+            with zf.open(f"{name}.csv", "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+                counts[name] = _write_csv(fh, db, name, since, now, tz)
 
 
 def _write_csv(fh, db, name: str, since, now, tz) -> int:
@@ -401,23 +459,20 @@ def _write_lines(fh, db, table: _Table, since, shape: str, sep: str, end: str = 
         n += len(chunk)
 
 
-def _create(path: Path, newline: str | None = None):
-    try:
-        return open(path, "w", encoding="utf-8", newline=newline)
-    except OSError as exc:
-        raise KneerollError(f"cannot write {path}: {exc}", "choose another --out") from None
-
-
 def cmd_export(args) -> int:
+    to_stdout = str(args.out) == "-"
+    if to_stdout and args.json:
+        raise InputError("--json and --out - both want standard output", "give --out a path, or leave out --json")
     since = parse_since(args.since)
     config = load_for(args)
     with _open(config) as db:
-        document = write_export(db, Path(args.out), args.format, since, pressure=args.pressure)
+        document = write_export(db, Path(args.out), args.format, since, pressure=args.pressure, force=args.force)
     if args.json:
         json_out(document)
-    else:
-        rows = document["rows"]
-        print(f"wrote {document['out']} ({document['layout']}): " + ", ".join(f"{n} {name}" for name, n in rows.items()))
+        return 0
+    rows = document["rows"]
+    line = f"wrote {document['out']} ({document['layout']}): " + ", ".join(f"{n} {name}" for name, n in rows.items())
+    print(line, file=sys.stderr if to_stdout else sys.stdout)  # the export itself owns stdout then
     return 0
 
 
@@ -536,7 +591,8 @@ def register(commands) -> None:
     export.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json")
     export.add_argument("--since", metavar="DATE", help="only sessions from this date on (YYYY-MM-DD, local time)")
     export.add_argument("--out", required=True, type=Path, metavar="PATH",
-                        help="csv: a folder, or a file ending in .zip; json: a file")
+                        help="csv: a folder, or a file ending in .zip; json: a file; - for standard output")
+    export.add_argument("--force", action="store_true", help="replace what is at --out (as a whole)")
     export.add_argument("--pressure", action="store_true",
                         help="add the per-second pressure rows (about 330 a session: a larger, slower export)")
     add_common_options(export, data_dir=True, json_flag=True)

@@ -302,3 +302,63 @@ def test_without_matplotlib_plots_say_how_to_install_it(data_dir, tmp_path, monk
     assert not (tmp_path / "x.png").exists()
     # and the other commands do not need it
     assert run("history", "--data-dir", str(data_dir))[0] == 0
+
+
+def test_a_csv_export_named_like_one_csv_file_is_refused(data_dir, tmp_path):
+    code, _, err = run("export", "--out", str(tmp_path / "something.csv"), "--data-dir", str(data_dir))
+    assert code == 2 and "several tables" in err and not (tmp_path / "something.csv").exists()
+
+
+@pytest.mark.parametrize("fmt, name", [("json", "e.json"), ("csv", "folder"), ("csv", "all.zip")])
+def test_an_export_replaces_what_is_there_only_when_forced(data_dir, tmp_path, fmt, name):
+    out = tmp_path / "new" / "parents" / name  # parents are created
+    assert run("export", "--format", fmt, "--pressure", "--out", str(out), "--data-dir", str(data_dir))[0] == 0
+    code, _, err = run("export", "--format", fmt, "--out", str(out), "--data-dir", str(data_dir))
+    assert code == 2 and "already exists" in err and "--force" in err
+    assert run("export", "--format", fmt, "--out", str(out), "--force", "--data-dir", str(data_dir))[0] == 0
+    if name == "folder":  # replaced as a whole: the first export's pressure table is gone
+        assert sorted(p.name for p in out.iterdir()) == ["calibrations.csv", "events.csv", "sessions.csv", "steps.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [name]  # nothing left beside it
+
+
+def test_an_export_to_standard_output(data_dir):
+    code, out, err = run("export", "--format", "json", "--out", "-", "--data-dir", str(data_dir))
+    assert code == 0 and json.loads(out)["format"] == "kneeroll-export" and "wrote -" in err
+    buffer = io.BytesIO()
+    with contextlib.redirect_stdout(io.TextIOWrapper(buffer, encoding="utf-8")) as wrapper:
+        assert main(["export", "--out", "-", "--data-dir", str(data_dir)]) == 0
+        wrapper.flush()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as zf:
+        assert "steps.csv" in zf.namelist()
+
+
+def test_a_full_disk_leaves_the_old_export_and_nothing_half_written(data_dir, tmp_path, monkeypatch):
+    (tmp_path / "exports").mkdir()
+    out = tmp_path / "exports" / "e.json"
+    out.write_text("the export from before")
+    real_open = builtins.open
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if "w" in mode and str(path).endswith(".partial"):
+            handle.write = lambda _: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+        return handle
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    code, _, err = run("export", "--format", "json", "--out", str(out), "--force", "--data-dir", str(data_dir))
+    assert code == 1 and "No space left" in err and "Traceback" not in err
+    assert out.read_text() == "the export from before"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["e.json"]
+
+
+def test_a_step_id_with_a_comma_keeps_its_columns(tmp_path):
+    with SessionLog(tmp_path) as log:
+        sid = log.start_session(leg="right", routine="mine", source="run", steps_total=1)
+        step = summary(1, "Roll, gently", "roll", strokes=3, active_s=10.0)
+        step["id"] = "a,roll"
+        log.save_step(sid, step, 0.0)
+        log.finish_session(sid, {"outcome": "completed", "steps": [step]}, 20.0)
+    assert run("export", "--out", str(tmp_path / "x"), "--data-dir", str(tmp_path))[0] == 0
+    with open(tmp_path / "x" / "steps.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["step_id"] == "a,roll" and rows[0]["name"] == "Roll, gently" and rows[0]["strokes"] == "3"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from .atomic import write_atomically
 from .errors import KneerollError
 
 ROLL_BAND = "#d9ecd9"
@@ -262,7 +263,12 @@ def _weekly(points: list[dict], first: date) -> list[dict]:
 
 
 def _save(fig, out: Path) -> None:
+    import io
+
+    image = io.BytesIO()
+    fig.savefig(image, format=out.suffix.lstrip(".").lower() or "png")
     try:
-        fig.savefig(out)
+        write_atomically(out, image.getvalue())
     except OSError as exc:
-        raise KneerollError(f"cannot write {out}: {exc}", "choose another --out") from None
+        raise KneerollError(f"cannot write {out}: {exc.strerror or exc}",
+                            "free some space or choose another --out; nothing was left half-written") from None

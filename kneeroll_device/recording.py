@@ -13,13 +13,13 @@ import gzip
 import io
 import json
 import math
-import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomically
 from .errors import RecordingError
 
 IMU_COLUMNS = ("t", "ax", "ay", "az")
@@ -206,21 +206,6 @@ def _write_csv(path: Path, header: str, columns: list[np.ndarray], formats: list
         body = gzip.compress(body, compresslevel=6)
     write_atomically(path, body)
     return path
-
-
-def write_atomically(path: Path, body: bytes) -> None:
-    """A whole file or none: written beside its place, flushed to the disk, then renamed
-    over it, so a crash or a full disk never leaves a file cut short where readers look."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_recording_folder(out_dir: str | Path, imu_t, accel, gyro, force_t, force, meta: dict, gzip: bool = False) -> Path:

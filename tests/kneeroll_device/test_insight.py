@@ -362,3 +362,17 @@ def test_a_step_id_with_a_comma_keeps_its_columns(tmp_path):
     with open(tmp_path / "x" / "steps.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["step_id"] == "a,roll" and rows[0]["name"] == "Roll, gently" and rows[0]["strokes"] == "3"
+
+
+def test_a_plot_on_a_full_disk_is_a_clean_error_and_leaves_no_file(data_dir, tmp_path, monkeypatch):
+    import os
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    out = tmp_path / "plots" / "last.png"
+    out.parent.mkdir()
+    code, _, err = run("plot", "last", "--out", str(out), "--data-dir", str(data_dir))
+    assert code == 1 and "No space left" in err and "Traceback" not in err
+    assert list(out.parent.iterdir()) == []

@@ -492,18 +492,29 @@ class Daemon:
         self._notify("status", "stopping")
         if self.notifier is not None:
             self.notifier.stopping()
+        for reader in self._readers:
+            reader.join(timeout=2.0)
+        # what the readers queued before they stopped is part of the session: a busy
+        # machine leaves a backlog, and cutting it off would end the last step short
+        self._drain_queue()
         now = self.clock()
         batch = self.pipeline.finish()
         self._process(batch)
         self._apply(self.engine.stop(now))
-        for reader in self._readers:
-            reader.join(timeout=2.0)
         self.cues.wait_idle(timeout=5.0)
         for part in (self.cues, self.button):
             part.close()
         for writer in self._writers:
             writer.join(timeout=30.0)
         self.store.close()
+
+    def _drain_queue(self) -> None:
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            self._handle_item(item, self.clock())
 
     @property
     def cue_log(self) -> list[dict]:

@@ -65,6 +65,7 @@ class Pipeline:
     def __init__(self, contact: ContactModel | None = None):
         self.contact = contact or ContactModel()
         self.framer = Framer()
+        self.zero = AutoZero()  # the load cell's zero outlasts a silence: it is the cell's, not the motion's
         self._start_afresh()
         self._last_k: int | None = None
         self._second: int | None = None
@@ -76,7 +77,6 @@ class Pipeline:
     def _start_afresh(self) -> None:
         """The stages that follow the motion and the squeeze, as at the start."""
         self.motion = MotionTracker()
-        self.zero = AutoZero()
         self.reps = RepCounter()
         self.strokes = StrokeCounter()
         self.states = StateTracker()

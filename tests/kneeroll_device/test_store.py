@@ -205,7 +205,7 @@ def test_readers_work_while_the_writer_writes(tmp_path):
             seen.append(session["strokes"])
             with contextlib.redirect_stdout(io.StringIO()):
                 assert main(["show", "last", "--json", "--data-dir", str(tmp_path)]) == 0
-                assert main(["export", "--out", str(tmp_path / "x.zip"), "--data-dir", str(tmp_path)]) == 0
+                assert main(["export", "--out", str(tmp_path / "x.zip"), "--force", "--data-dir", str(tmp_path)]) == 0
         assert seen == sorted(seen) and seen[-1] > 0
     finally:
         stop.set()

@@ -21,6 +21,7 @@ import numpy as np
 
 from .atomic import write_atomically
 from .errors import RecordingError
+from .pipeline.framing import forward_mask
 
 IMU_COLUMNS = ("t", "ax", "ay", "az")
 # Times are written to 0.1 ms ("%.4f"). The daemon puts every sample's time on this grid
@@ -189,11 +190,7 @@ def on_time_grid(t: np.ndarray) -> np.ndarray:
 
 def _increasing_on_the_grid(t: np.ndarray) -> np.ndarray:
     """Which samples keep their written time increasing: what every reader here insists on."""
-    ticks = np.round(np.asarray(t, dtype=float) / TIME_RESOLUTION_S)
-    if len(ticks) == 0:
-        return np.zeros(0, dtype=bool)
-    before = np.maximum.accumulate(np.r_[-np.inf, ticks[:-1]])
-    return ticks > before
+    return forward_mask(np.round(np.asarray(t, dtype=float) / TIME_RESOLUTION_S), -np.inf)
 
 
 def _write_csv(path: Path, header: str, columns: list[np.ndarray], formats: list[str], gzip_it: bool) -> Path:

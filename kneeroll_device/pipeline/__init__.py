@@ -7,7 +7,8 @@
 
 Both streams are cut into 0.1 s frames (framing.py); each frame passes through
 the stages in a fixed order: motion (gravity, bias, stillness, side), the load
-cell's zero, reps, strokes, pressure, and the motion state. The events are the
+cell's zero, strokes, reps, pressure, and the motion state. docs/counting.md
+explains the physics behind the counts. The events are the
 same whatever the block sizes, so a replay at full speed is the live run.
 """
 
@@ -22,11 +23,10 @@ from .framing import FRAME_S, LONG_GAP_FRAMES, Frame, Framer
 from .motion import MotionTracker
 from .pressure import AutoZero, ContactModel
 from .reps import RepCounter
-from .strokes import StrokeCounter
+from .strokes import GRIP_N, StrokeCounter
 
 __all__ = ["Pipeline", "ContactModel", "FRAME_S"]
 
-GRIP_N = 12.0
 ROLLING_HOLD_S = 2.5  # after a stroke, still rolling for this long
 STATE_DWELL_FRAMES = 3  # a new state must last this many frames (hysteresis)
 
@@ -145,27 +145,18 @@ class Pipeline:
             loaded = frame.force == frame.force and frame.force - self.zero.offset >= GRIP_N
             motion.update(frame.accel, frame.gyro, loaded)
         force = self.zero.apply(frame.force, motion.still_frames)
-        strokes = self.strokes
-        # while a bout may go on, a rep must press harder than rolling sways the squeeze
-        rep = self.reps.update(t, force, rolling=strokes.rolling_surely(t), swaying=strokes.bout_goes_on(t))
-        if rep is not None:
-            batch.reps.append(rep)
-        if self.reps.pressing:
-            # the thigh lifts a little as a rep presses into the roller and sinks as it
-            # eases off: not rolling
-            strokes.note_rep(self.reps.rise_started_t, t)
+        stroke = None
         if frame.accel is not None and motion.gravity is not None:
             rate = motion.rate(frame.gyro) if frame.gyro is not None else None
-            stroke = self.strokes.update(t, rate, motion.linear(frame.accel), force)
+            stroke = self.strokes.update(t, motion.tilt(), frame.accel, rate, force)
             if stroke is not None:
                 batch.strokes.append(stroke)
-            moved = self.strokes.take_expired()
-            if moved is not None:
-                # the roller slid somewhere on its own: a new trigger point (the rep
-                # counter sees the squeeze ease and return, and follows it by itself)
-                # dated when known (the slide ended up to MAX_GAP_S earlier), like every
-                # other event, so the engine sees the same order whatever the block sizes
+            if self.strokes.take_moved() is not None:
+                # a lone half-stroke: the roller slid to another spot (a new trigger point)
                 batch.repositions.append(RepositionEvent(t=t, distance_cm=math.nan))
+        rep = self.reps.update(t, force, self.strokes.travel, self.strokes.last_end_t)
+        if rep is not None:
+            batch.reps.append(rep)
         rolling = t - self.strokes.last_stroke_t < ROLLING_HOLD_S
         state = self.states.update(t, rolling, motion.still, force, motion.flipped)
         if state is not None:

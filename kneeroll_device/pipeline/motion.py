@@ -1,15 +1,19 @@
 """Orientation, stillness and the pod's side: what the IMU says about how the roller moves.
 
 Nothing here assumes an axis: the pod can be clipped on at any angle and is
-turned over for the hamstrings. Gravity is tracked as a slow mean of the
-accelerometer; the gyro's bias is learnt while the pod is still; the side is
-judged from the angle between today's gravity and the gravity of the first
-still moment.
+turned over for the hamstrings. Gravity in the pod's frame is a complementary
+filter: the gyro turns it, the accelerometer pulls it back slowly, and not at all
+when it disagrees by more than a pod at rest could (x-io's Fusion AHRS does the
+same at sample rate; here it runs on the 0.1 s frames, so it stays block-size
+invariant and costs a few dozen operations a frame). The gyro's bias is learnt
+while the pod is still; the side is judged from the angle between today's gravity
+and the gravity of the first still moment.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from .framing import FRAME_S
 
@@ -19,14 +23,46 @@ def ema_alpha(tau_s: float) -> float:
     return 1.0 - math.exp(-FRAME_S / tau_s)
 
 
+def seen_after_turn(v, rate: tuple) -> tuple[float, float, float]:
+    """A world-fixed vector as the pod sees it after turning at ``rate`` (deg/s) for a frame.
+
+    Seen from a turning body the vector turns the other way; Rodrigues' formula is exact
+    for a turn about one axis, so even a flip's 20 degrees a frame is followed.
+    """
+    wx, wy, wz = (-math.radians(r) * FRAME_S for r in rate)
+    angle = math.sqrt(wx * wx + wy * wy + wz * wz)
+    if angle < 1e-12:
+        return (v[0], v[1], v[2])
+    kx, ky, kz = wx / angle, wy / angle, wz / angle
+    c, s = math.cos(angle), math.sin(angle)
+    along = (kx * v[0] + ky * v[1] + kz * v[2]) * (1.0 - c)
+    return (v[0] * c + (ky * v[2] - kz * v[1]) * s + kx * along,
+            v[1] * c + (kz * v[0] - kx * v[2]) * s + ky * along,
+            v[2] * c + (kx * v[1] - ky * v[0]) * s + kz * along)
+
+
 class MotionTracker:
     """Gravity, gyro bias, stillness and flip from IMU frames."""
 
+    # how fast the accelerometer pulls gravity back: quickly at rest, or while the gyro's bias
+    # is unknown (its rate cannot be trusted); slowly while the pod moves, so the stroke's own
+    # acceleration (a tenth of g at 1 Hz) stays out of the tilt, which follows the gyro then
     GRAVITY_TAU_S = 1.5
-    STILL_GYRO_DPS = 1.5  # frame-to-frame gyro change below this ...
-    STILL_ACCEL_G = 0.012  # ... and accel change below this, for STILL_FRAMES frames
-    STILL_FRAMES = 8
-    BIAS_TAU_S = 2.0
+    GYRO_GRAVITY_TAU_S = 5.0
+    # still: over the last 2 s gravity's direction stayed within about 3 degrees (0.05 g),
+    # and ended where it began, within half a degree (0.009 g). A hand resting on the handles
+    # wobbles the pod by a degree or so, but it comes back, so the gyro's mean over those 2 s
+    # is its bias to a quarter of a degree a second, whatever it read frame by frame; a slow
+    # turn one way does not come back, and is not taken for stillness
+    STILL_SPREAD_G = 0.05
+    STILL_RETURN_G = 0.009
+    STILL_FRAMES = round(2.0 / FRAME_S)
+    # an accelerometer reading more than 10 degrees from the gravity the gyro carried is
+    # mostly the pod's own acceleration (a flip, a grab): gravity follows the gyro alone
+    # then, for at most 5 s, after which the accelerometer is trusted again (the gyro may
+    # have drifted). The same rule as x-io's Fusion AHRS (acceleration rejection, recovery).
+    REJECT_DEG = 10.0
+    RECOVERY_S = 5.0
     FLIP_ON_DEG = 110.0
     FLIP_OFF_DEG = 70.0
 
@@ -37,14 +73,16 @@ class MotionTracker:
         self.bias_known = False
         self.still_frames = 0
         self.flipped = False
-        self._prev_accel: tuple | None = None
-        self._prev_gyro: tuple | None = None
+        self._recent_accel: deque[tuple] = deque(maxlen=self.STILL_FRAMES)
+        self._recent_gyro: deque[tuple] = deque(maxlen=self.STILL_FRAMES)
         self._a_g = ema_alpha(self.GRAVITY_TAU_S)
-        self._a_b = ema_alpha(self.BIAS_TAU_S)
+        self._a_g_gyro = ema_alpha(self.GYRO_GRAVITY_TAU_S)
+        self._cos_reject = math.cos(math.radians(self.REJECT_DEG))
+        self._rejected_frames = 0
 
     @property
     def still(self) -> bool:
-        return self.still_frames >= self.STILL_FRAMES
+        return self.still_frames > 0
 
     def update(self, accel: tuple, gyro: tuple | None, loaded: bool = False) -> None:
         """One frame. ``loaded``: the roller is squeezed onto the leg (from the force)."""
@@ -52,53 +90,71 @@ class MotionTracker:
         if g is None:
             self.gravity = list(accel)
         else:
-            if gyro is not None and self.bias_known:
+            if gyro is not None and self.bias_known:  # an unknown bias would turn it steadily
                 self._rotate_gravity(self.rate(gyro))
-            a = self._a_g
-            g[0] += a * (accel[0] - g[0])
-            g[1] += a * (accel[1] - g[1])
-            g[2] += a * (accel[2] - g[2])
-        self._update_stillness(accel, gyro)
+            if gyro is None or not self.bias_known or self._trust(accel):
+                # at rest the accelerometer reads gravity alone: follow it quickly then
+                moving = gyro is not None and self.bias_known and not self.still
+                a = self._a_g_gyro if moving else self._a_g
+                g[0] += a * (accel[0] - g[0])
+                g[1] += a * (accel[1] - g[1])
+                g[2] += a * (accel[2] - g[2])
+        self._update_stillness(accel)
+        if gyro is not None:
+            self._recent_gyro.append(gyro)
         if self.still:
             # slow, short strokes can look still; a roller squeezed onto the leg may be
             # rolling, so the gyro's bias is only learnt while it rests unloaded
             if gyro is not None and (not loaded or not self.bias_known):
-                self._learn_bias(gyro)
+                self._learn_bias()
             if self.reference is None:
                 self.reference = list(self.gravity)
         self._update_flip()
 
-    def _rotate_gravity(self, rate: tuple) -> None:
-        # a world-fixed vector seen from a turning body moves by -omega x g; turning
-        # it with the gyro keeps tilt out of the linear acceleration while rolling
+    def _trust(self, accel: tuple) -> bool:
+        """Whether the accelerometer may correct gravity in this frame."""
         g = self.gravity
-        wx, wy, wz = (math.radians(r) * FRAME_S for r in rate)
-        gx, gy, gz = g
-        g[0] = gx - (wy * gz - wz * gy)
-        g[1] = gy - (wz * gx - wx * gz)
-        g[2] = gz - (wx * gy - wy * gx)
+        dot = accel[0] * g[0] + accel[1] * g[1] + accel[2] * g[2]
+        norms = math.sqrt((accel[0] ** 2 + accel[1] ** 2 + accel[2] ** 2) * (g[0] ** 2 + g[1] ** 2 + g[2] ** 2)) or 1.0
+        if dot / norms >= self._cos_reject:
+            self._rejected_frames = 0
+            return True
+        self._rejected_frames += 1
+        return self._rejected_frames * FRAME_S > self.RECOVERY_S
 
-    def _update_stillness(self, accel: tuple, gyro: tuple | None) -> None:
-        pa, pg = self._prev_accel, self._prev_gyro
-        calm = pa is not None and max(abs(accel[0] - pa[0]), abs(accel[1] - pa[1]), abs(accel[2] - pa[2])) < self.STILL_ACCEL_G
-        if calm and gyro is not None and pg is not None:
-            calm = max(abs(gyro[0] - pg[0]), abs(gyro[1] - pg[1]), abs(gyro[2] - pg[2])) < self.STILL_GYRO_DPS
-            if calm and self.bias_known:
-                # a steady turn is not stillness: with a known bias, the rate itself must be small
-                calm = max(abs(gyro[0] - self.bias[0]), abs(gyro[1] - self.bias[1]), abs(gyro[2] - self.bias[2])) < 4.0
-        self.still_frames = self.still_frames + 1 if calm else 0
-        self._prev_accel, self._prev_gyro = accel, gyro
+    def _rotate_gravity(self, rate: tuple) -> None:
+        self.gravity = list(seen_after_turn(self.gravity, rate))
 
-    def _learn_bias(self, gyro: tuple) -> None:
+    def _update_stillness(self, accel: tuple) -> None:
+        recent = self._recent_accel
+        recent.append(accel)
+        self.still_frames = self.still_frames + 1 if self._calm(recent) else 0
+
+    def _calm(self, recent: deque) -> bool:
+        if len(recent) < recent.maxlen:
+            return False
+        if any(max(a[i] for a in recent) - min(a[i] for a in recent) >= self.STILL_SPREAD_G for i in range(3)):
+            return False
+        quarter = len(recent) // 4
+        begin = [sum(recent[k][i] for k in range(quarter)) / quarter for i in range(3)]
+        end = [sum(recent[-1 - k][i] for k in range(quarter)) / quarter for i in range(3)]
+        return all(abs(begin[i] - end[i]) < self.STILL_RETURN_G for i in range(3))
+
+    def _learn_bias(self) -> None:
+        # the still window's mean rate: the wobble of a resting hand averages out. Gravity
+        # staying put proves the pod did not turn about a level axis; a turn about the
+        # vertical does not move gravity, so along the vertical the bias learnt before stays
+        recent = self._recent_gyro
+        mean = [sum(g[i] for g in recent) / len(recent) for i in range(3)]
         if not self.bias_known:
-            self.bias = list(gyro)
-            self.bias_known = True
+            self.bias, self.bias_known = mean, True
             return
-        a = self._a_b
-        b = self.bias
-        b[0] += a * (gyro[0] - b[0])
-        b[1] += a * (gyro[1] - b[1])
-        b[2] += a * (gyro[2] - b[2])
+        g = self.gravity
+        norm = math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) or 1.0
+        up = (g[0] / norm, g[1] / norm, g[2] / norm)
+        change = [mean[i] - self.bias[i] for i in range(3)]
+        along = change[0] * up[0] + change[1] * up[1] + change[2] * up[2]
+        self.bias = [self.bias[i] + change[i] - along * up[i] for i in range(3)]
 
     def _update_flip(self) -> None:
         ref, g = self.reference, self.gravity
@@ -117,7 +173,8 @@ class MotionTracker:
         b = self.bias
         return (gyro[0] - b[0], gyro[1] - b[1], gyro[2] - b[2])
 
-    def linear(self, accel: tuple) -> tuple[float, float, float]:
-        """Acceleration with the gravity estimate removed (g)."""
+    def tilt(self) -> tuple[float, float, float]:
+        """Gravity's direction in the pod's frame (a unit vector): how the frame is tilted."""
         g = self.gravity
-        return (accel[0] - g[0], accel[1] - g[1], accel[2] - g[2])
+        norm = math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) or 1.0
+        return (g[0] / norm, g[1] / norm, g[2] / norm)

@@ -1,441 +1,347 @@
-"""Strokes: one back-and-forth cycle of the roller along the leg.
+"""Strokes: one out-and-back cycle of the roller along the leg (docs/counting.md).
 
-The roller's frame tilts as it travels over the curve of the thigh, so the
-gyro's rate along the main axis of motion is a velocity-like signal: positive
-one way, negative on the way back, near zero at each reversal. Without a gyro
-the same signal comes from the integrated linear acceleration. The signal is
-projected on its principal axis (tracked continuously, because the pod can sit
-at any angle and be turned over), cut into half-strokes by hysteresis, and two
-consecutive half-strokes in opposite directions make one stroke.
+The thigh is not a cylinder: it tapers and curves, so the roller's frame tilts as it
+travels along it, and the tilt is a position-like signal: it goes one way on the way
+out and comes back on the way back, whatever the speed, and a pause or a hesitation
+only holds it where it is. The tilt is the direction of gravity in the pod's frame
+(motion.py: the gyro turns it, the accelerometer keeps it from drifting), cut into
+half-strokes where it turns back (turning.py: the distance from the last turning
+point, so no axis has to be learnt). Two half-strokes in a row make one stroke.
 
-A velocity-like signal is what makes this robust: a hesitation or a pause mid-
-way only dips the speed to zero and resumes in the same direction, which
-merges into the same half-stroke, while an acceleration signal would show an
-extra cycle. A lone half-stroke (carrying the roller somewhere) never pairs
-and is not a stroke. Half-strokes made while the grip is released, or while a
-rep presses the leg into the roller, are not rolling.
+The squeeze is a second position-like signal: the thigh is thicker in some places than
+others, so the force follows the roller along it. Twisting the handles tilts the frame
+at a rhythm of its own but leaves the squeeze alone, so when the two signals disagree
+on how often the roller turned back, the strokes are counted on the one that keeps a
+steady rhythm.
 
-With a gyro there are two candidate axes (axis.py): the main one and the one
-that moves the pod furthest per radian. Half-strokes are followed on both all
-the time and the strokes told from one, so when the count moves to the other
-it finds that axis's halves in step instead of starting them afresh.
+A stroke is rolling only if the pod travelled: rolling along the leg moves the pod,
+while the thigh lifting and tilting with a rep, or a twist, turn it almost in place.
+Travel shows in the acceleration that the pod's turning does not explain. Nor is a
+half-stroke rolling when the roller was not squeezed onto the leg (carried), and the
+pod turned over (a flip for the hamstrings) restarts the count. A lone half-stroke,
+never followed by the way back, is a slide to another spot.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from dataclasses import dataclass
 
 from ..samples import StrokeEvent
-from .axis import StrokeAxis
 from .framing import FRAME_S
-from .motion import ema_alpha
-from .reps import REP_PUSH_SHARE
+from .motion import ema_alpha, seen_after_turn
+from .turning import PathTurns, Turn, TurningPoints
 
 G = 9.80665
+GRIP_N = 10.0  # below this squeeze the pads are not pressed on the leg: a roller at rest reads 0-3 N
+# The pod travels when the roller rolls: a 10 cm stroke at 20 a minute accelerates it at
+# 0.15 m/s^2 RMS, a 20 cm one at 30 a minute at 0.6. A rep lifts the thigh a few millimetres
+# in a second or two (0.02-0.05 m/s^2), and the sensor's noise over a frame is about
+# 0.01-0.02 m/s^2. Below this level the pod turned in place: it did not roll.
+TRAVEL_MS2 = 0.08
+TRAVEL_TAU_S = 0.5  # the acceleration level is an RMS over about half a second ...
+# ... of the acceleration's changes that the pod's turning does not explain (so neither
+# gravity nor the accelerometer's own offset, both of which only turn with the pod, show),
+# summed with a 1 s memory and less their 1 s mean (what a gyro bias error adds steadily):
+# a stroke's acceleration at 0.5 Hz passes at 90 %, and a movement's echo dies in a second
+TRAVEL_MEMORY_S = 1.0
+TILT_FLOOR_RAD = math.radians(0.15)  # the smallest tilt swing followed: above the frame's wobble at rest
+SQUEEZE_FLOOR_N = 2.0  # the smallest swing of the squeeze followed: a load cell's noise over a frame is 0.3-1 N
+# the rhythm check: over the last 12 s (two slow strokes, twelve quick ones), the tilt and
+# the squeeze disagree when one turned back 1.4 times as often as the other or more (a
+# twist at a rhythm of its own), and agree again within 1.15 times; the squeeze is
+# believed only once it turned back 4 times itself (two strokes)
+RHYTHM_WINDOW_S = 12.0
+RHYTHM_DISAGREE = 1.4
+RHYTHM_AGREE = 1.15
+RHYTHM_MIN_HALVES = 4
+# people roll at a steady rhythm: strokes within a fifth of each other's length (a cadence
+# spread of 20 %); a signal whose strokes vary more has lost it
+STEADY_UNEVENNESS = 0.2
+# no two strokes end closer than this: the quickest rolling, 60 a minute, ends one a second
+STROKE_SPACING_S = 0.7
+TURN_SHARE = 0.5  # a turning point is confirmed once the tilt came back half the recent swing ...
+STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
+MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
+MAX_GAP_S = 4.0  # the way back starts within this long of the way out (a pause at the far end)
+MAX_HALF_S = 6.0  # a half-stroke of the slowest rolling (10 a minute) takes 3 s; one this long is not rolling
+# the pod turned over: gravity moved by more than 150 degrees within 2 s. No stroke, twist
+# or exercise turns the frame that far; a flip turns it 180 degrees
+TURNED_CHORD = 2.0 * math.sin(math.radians(150.0) / 2.0)
+TURNED_FRAMES = round(2.0 / FRAME_S)
 
 
-def _dot(a, b) -> float:
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
+@dataclass
 class HalfStroke:
-    __slots__ = ("sign", "start", "end", "peak", "force_sum", "force_n", "force_min", "force_max", "lin_sq", "frames",
-                 "blocked", "turn", "slow_since")
-
-    def __init__(self, sign: int, start: float):
-        self.sign = sign
-        self.start = start
-        self.end = start
-        self.peak = 0.0
-        self.force_sum = 0.0
-        self.force_n = 0
-        self.force_min = math.inf
-        self.force_max = -math.inf
-        self.lin_sq = 0.0
-        self.frames = 0
-        self.blocked = False  # made during a rep or without grip: not rolling
-        self.turn = [0.0, 0.0, 0.0]  # the rate summed meanwhile (gyro only): deg about each axis
-        self.slow_since: float | None = None  # since when it has crept along at a fraction of its peak
+    start_t: float
+    end_t: float
+    direction: int
+    travel: float  # the largest acceleration level on the way, m/s^2 RMS
+    force_min: float  # N, NaN without force data
+    force_mean: float
 
     @property
-    def turned_deg(self) -> float:
-        """How far the pod turned over the half-stroke, net: a twist back and forth cancels,
-        a flip does not."""
-        x, y, z = self.turn
-        return math.sqrt(x * x + y * y + z * z)
+    def on_the_leg(self) -> bool:
+        """Squeezed onto the leg (or no force data), and not too slow to be rolling."""
+        gripped = self.force_mean != self.force_mean or self.force_mean >= GRIP_N
+        return gripped and self.end_t - self.start_t <= MAX_HALF_S
+
+    @property
+    def travelled(self) -> bool:
+        return self.travel >= TRAVEL_MS2
 
 
-class Track:
-    """The half-strokes seen on one axis, and the amplitude they have had lately."""
-
-    __slots__ = ("current", "pending", "env", "strokes", "last", "last_told")
+class _Since:
+    """What the pod did since the last turning point: per frame, the acceleration level and
+    the force; split at the furthest point when the turn is confirmed."""
 
     def __init__(self):
-        self.current: HalfStroke | None = None
-        self.pending: HalfStroke | None = None  # the first half of a stroke, or a lone one
-        self.env = 0.0
-        self.strokes = 0  # since the axes were last forgotten
-        self.last: tuple[HalfStroke, HalfStroke] | None = None  # the halves of the newest stroke
-        self.last_told = False  # ... told, or made good for, while this axis was counted on
+        self.frames: list[tuple[float, float]] = []
+        self.at_extreme = 0
 
-    def restart(self, env: float) -> None:
-        """Another axis: a half-stroke under way is cut off, and the one waiting pairs with
-        the next half whichever way that turns."""
-        self.current = None
-        if self.pending is not None:
-            self.pending.sign = 0
-        self.env = env
+    def add(self, travel: float, force: float, extreme_moved: bool) -> None:
+        self.frames.append((travel, force))
+        if extreme_moved:
+            self.at_extreme = len(self.frames)
+
+    def split(self, turn: Turn) -> HalfStroke | None:
+        """The half-stroke that ended at the turn, or None if the signal never got further
+        than where the last one ended (a flicker back and forth, not a movement)."""
+        if self.at_extreme == 0:
+            return None
+        mine, self.frames = self.frames[:self.at_extreme], self.frames[self.at_extreme:]
+        self.at_extreme = 0
+        forces = [f for _, f in mine if f == f]
+        return HalfStroke(
+            start_t=turn.start_t, end_t=turn.t, direction=turn.direction,
+            travel=max((a for a, _ in mine), default=0.0),
+            force_min=min(forces) if forces else math.nan,
+            force_mean=sum(forces) / len(forces) if forces else math.nan,
+        )
+
+    def clear(self) -> None:
+        self.frames, self.at_extreme = self.frames[-1:], len(self.frames[-1:])
+
+
+class _Track:
+    """Half-strokes and strokes on one position-like signal: the tilt, or the squeeze."""
+
+    def __init__(self, turns):
+        self.turns = turns
+        self.since = _Since()
+        self.pending: HalfStroke | None = None  # the way out of a stroke, waiting for the way back
+        self.last: HalfStroke | None = None  # the newest half-stroke on the leg
+        self.jolted = False  # the newest turn was a jolt: the movement before it goes on
+        self.rolling_halves: deque[tuple[float, float]] = deque()  # its recent rolling half-strokes: (end, duration)
+
+    def restart(self) -> HalfStroke | None:
+        """Forget the movement under way; returns a half-stroke left waiting."""
+        self.turns.restart()
+        self.since = _Since()
+        pending, self.pending = self.pending, None
+        return pending
+
+    def follow(self, t: float, x, travel: float, force: float) -> HalfStroke | None:
+        """One frame of the signal: a half-stroke that ended now, if one did."""
+        was_resting = self.turns.direction == 0
+        turn, extreme_moved = self.turns.update(t, x)
+        if was_resting and self.turns.direction != 0:
+            self.since.clear()  # a movement begins: what happened at rest is not part of it
+        self.since.add(travel, force, extreme_moved)
+        return None if turn is None else self.since.split(turn)
+
+    def end_here(self) -> HalfStroke | None:
+        turn = self.turns.end_here(0.0)
+        return None if turn is None else self.since.split(turn)
+
+    def pair(self, half: HalfStroke) -> tuple[HalfStroke | None, tuple[HalfStroke, HalfStroke] | None]:
+        """Takes a half-stroke: returns a lone half-stroke it leaves behind (a slide to another
+        spot) and the two halves of a stroke it completes, if any."""
+        if half.end_t - half.start_t < MIN_HALF_S:
+            self.jolted = True
+            return None, None
+        jolted, self.jolted = self.jolted, False
+        last = self.last
+        if jolted and last is not None and last.direction == half.direction:
+            # a jolt interrupted one way: the two parts are one half-stroke
+            last.end_t, last.travel = half.end_t, max(last.travel, half.travel)
+            return None, None
+        self.last = half
+        pending = self.pending
+        if not half.on_the_leg:
+            # carried or put down: how far it swung says nothing of the strokes to come
+            self.turns.swing = 0.0
+            self.pending = None
+            return pending, None
+        if half.travelled:
+            self.rolling_halves.append((half.end_t, half.end_t - half.start_t))
+        if pending is None or half.start_t - pending.end_t > MAX_GAP_S:
+            self.pending = half
+            return pending, None
+        self.pending = None
+        if not (pending.travelled or half.travelled):
+            return None, None  # out and back almost in place: the thigh lifting with a rep, not rolling
+        return None, (pending, half)
+
+    def halves_since(self, t: float) -> list[float]:
+        """The durations of the rolling half-strokes that ended since t."""
+        recent = self.rolling_halves
+        while recent and recent[0][0] < t:
+            recent.popleft()
+        return [duration for _, duration in recent]
 
 
 class StrokeCounter:
-    H_MIN = 1.5  # deg/s (or the same scale from acceleration): slower is not rolling; a 20 cm
-                 # stroke on a straight thigh (0.1 rad/m) tilts the frame at 1.8 deg/s at most
-    H_RATIO = 0.3  # of the recent amplitude
-    END_RATIO = 0.25  # a half-stroke ends when the speed falls to this share of the threshold
-    MIN_HALF_S = 0.2
-    STALL_RATIO = 0.2  # a half-stroke creeping on below this share of its peak speed ...
-    STALL_S = 0.5  # ... for this long has ended
-    MAX_HALF_S = 4.5
-    MAX_GAP_S = 2.0  # between the two halves of one stroke
-    GRIP_N = 12.0  # below this squeeze the roller is being carried, not rolled
-    ACCEL_SCALE = 100.0  # m/s of integrated acceleration to the gyro's deg/s scale
-    ENV_FLOOR = 6.0  # the amplitude assumed before any half-stroke was seen
-    OUTLIER_RATIO = 2.5  # a peak above this many amplitudes is not rolling
-    GYRO_HP_TAU_S = 6.0
-    REP_TILT_MAX = 6.0  # deg/s: a rep lifts the thigh a degree or two, slowly
-    REP_SWING = REP_PUSH_SHARE  # of the squeeze: a pulse this big with a small tilt is a rep
-    TURN_DEG = 110.0  # a half-stroke turning the pod further than this is a turn, not rolling
-                      # (a stroke tilts the frame by 30 degrees at most, and twisting in step
-                      # with it, 20-35 degrees each way, sweeps up to 70 more; a flip turns 180)
-    ROLLING_GRACE_S = 0.8  # after a stroke, still rolling for this long
-    BOUT_GAP_S = 3.0  # a half-stroke this soon after a stroke continues the bout ...
-    BOUT_SHARE = 0.5  # ... if it moves at least this share of the recent amplitude
-    MAX_MADE_GOOD = 1  # strokes told too many, held back when the count moves to another axis
-    MADE_GOOD_S = 4.0  # ... if the next stroke ends this soon after the move (a slow one's time)
-    MISSED_S = 1.5  # a stroke only the new axis saw this recently is told when the count moves
-
     def __init__(self):
-        self._hp_mean = [0.0, 0.0, 0.0]
-        self.axes = StrokeAxis()
-        # the half-strokes on the main axis and on the reaching one, both followed all the
-        # time: when the count moves from one to the other, the other's halves are in step
-        self._on_main = Track()
-        self._on_reach = Track()
-        self._velocity = [0.0, 0.0, 0.0]
-        self._v_mean = [0.0, 0.0, 0.0]
-        # the gyro's bias is learnt when still, so its high-pass only follows slow drift;
-        # integrated acceleration drifts faster
-        self._a_hp_gyro = ema_alpha(self.GYRO_HP_TAU_S)
-        self._a_hp_accel = ema_alpha(3.0)
-        self._leak = math.exp(-FRAME_S / 1.5)
-        self._env_decay = math.exp(-FRAME_S / 6.0)
-        self.expired: HalfStroke | None = None  # a lone half-stroke: the roller moved somewhere
+        self._tilt = _Track(PathTurns(TILT_FLOOR_RAD, TURN_SHARE, STALL_S))
+        self._squeeze = _Track(TurningPoints(SQUEEZE_FLOOR_N, TURN_SHARE, STALL_S))
+        self._counted = self._tilt
+        self._recent_force: deque[float] = deque(maxlen=3)
+        self._recent_tilt: deque[tuple[float, float, float]] = deque(maxlen=TURNED_FRAMES)
+        self._last_accel: tuple[float, float, float] | None = None
+        self._last_rate: tuple[float, float, float] | None = None
+        self._moving = [0.0, 0.0, 0.0]  # the pod's own acceleration, high-passed (m/s^2)
+        self._moving_mean = [0.0, 0.0, 0.0]  # ... and its mean: what a gyro bias error adds steadily
+        self._keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
+        self._a_level = ema_alpha(TRAVEL_TAU_S)
+        self._level_sq = 0.0
+        self.moved: HalfStroke | None = None  # a lone half-stroke: the roller slid to another spot
         self.count = 0
-        self._counted_before = 0  # the count when the axes were last forgotten
-        self._owed = 0  # strokes to hold back: told on the old axis beyond the new one's count
-        self._owed_until = -math.inf
-        self._missed: tuple[HalfStroke, HalfStroke] | None = None  # a stroke only the new axis saw
-        self._gyro = False  # this frame had the gyro's rate: the reaching axis can be counted on
         self.last_stroke_t = -math.inf
+        self.last_end_t = -math.inf  # when the newest stroke's movement ended (its turning point)
+        self._force = math.nan
 
     @property
-    def _counted(self) -> Track:
-        """The half-strokes on the axis the strokes are counted on."""
-        return self._on_reach if self._gyro and self.axes.twisting else self._on_main
+    def travel(self) -> float:
+        """The pod's acceleration level now (m/s^2 RMS): above TRAVEL_MS2 it is travelling."""
+        return math.sqrt(self._level_sq)
 
-    # --- the velocity-like signal ------------------------------------------------------
+    @property
+    def counting_on(self) -> str:
+        """Which signal the strokes are counted on now: "tilt" or "squeeze"."""
+        return "tilt" if self._counted is self._tilt else "squeeze"
 
-    def _integrate(self, linear: tuple) -> tuple[float, float, float]:
-        """The pod's velocity from the linear acceleration: leaky, and its mean removed (m/s)."""
-        v, m, leak, a = self._velocity, self._v_mean, self._leak, self._a_hp_accel
-        for i in range(3):
-            v[i] = (v[i] + linear[i] * G * FRAME_S) * leak
-            m[i] += a * (v[i] - m[i])
-        return (v[0] - m[0], v[1] - m[1], v[2] - m[2])
-
-    def _signals(self, t: float, rate: tuple | None, linear: tuple) -> tuple[float, float | None]:
-        """The velocity-like signal on the main axis and on the reaching one (gyro only):
-        the rate about each, or the velocity along the main axis."""
-        velocity = self._integrate(linear)
-        axes = self.axes
-        if rate is not None:
-            hx, clipped = self._high_pass(rate, self._a_hp_gyro)
-            self._follow_axes(t, clipped, velocity, rate)
-            return _dot(hx, axes.main), _dot(hx, axes.reach)
-        v, s = self._velocity, self.ACCEL_SCALE
-        hx, clipped = self._high_pass((v[0] * s, v[1] * s, v[2] * s), self._a_hp_accel)
-        axes.update(clipped)
-        return _dot(hx, axes.main), None
-
-    def _high_pass(self, x: tuple, a: float) -> tuple[tuple, tuple]:
-        """x less its slow mean; and the same clipped, for what the mean and the axes learn."""
-        m = self._hp_mean
-        hx, hy, hz = x[0] - m[0], x[1] - m[1], x[2] - m[2]
-        # a flip or a grab turns the pod ten times faster than rolling does: clip what
-        # it teaches the mean and the axis, or they would take many seconds to forget it;
-        # while the user twists, the twist sets the scale, not the smaller tilt counted on
-        axes = self.axes
-        cap = self.OUTLIER_RATIO * max(self._counted.env, self.ENV_FLOOR, axes.main_amplitude())
-        size = math.sqrt(hx * hx + hy * hy + hz * hz)
-        scale = cap / size if size > cap else 1.0
-        clipped = (hx * scale, hy * scale, hz * scale)
-        m[0] += a * clipped[0]
-        m[1] += a * clipped[1]
-        m[2] += a * clipped[2]
-        return (hx, hy, hz), clipped
-
-    def _follow_axes(self, t: float, clipped: tuple, velocity: tuple, rate: tuple) -> None:
-        axes = self.axes
-        was_twisting = axes.twisting
-        axes.update(clipped, velocity, rate)
-        if axes.changed and axes.twisting != was_twisting:
-            self._settle_the_count(t)
-        elif axes.changed:
-            # the reaching axis was taken up afresh: another signal, with its own sign and
-            # amplitude; a half-stroke done on the old one still pairs with the next half
-            # on the new one, whichever way that turns, so the count keeps its step
-            self._on_reach.restart(math.sqrt(2.0) * axes.rates.rms(axes.reach))
-
-    def _settle_the_count(self, t: float) -> None:
-        # the count moves to the other axis, which has counted since the axes were learnt
-        # afresh too: a stroke told beyond that (a twist taken for a stroke while the
-        # axes settled) is made good by not telling the next; only one, because a wider
-        # gap says the two disagree for reasons of their own
-        told = self.count - self._counted_before
-        new = self._counted
-        self._owed = min(max(told - new.strokes, 0), self.MAX_MADE_GOOD)
-        self._owed_until = t + self.MADE_GOOD_S
-        if new.strokes > told and not new.last_told:
-            self._missed, new.last_told = new.last, True
-
-    # --- half-strokes and strokes ------------------------------------------------------
-
-    def note_rep(self, started: float, t: float) -> None:
-        """A rep presses into the roller: the small tilt that comes with it is not rolling.
-
-        Only small half-strokes are taken for a rep's tilt, and not in the middle of
-        a bout of strokes: rolling sways the squeeze too, and must win then.
-        """
-        if self.rolling_now(t):
-            return
-        for track in (self._on_main, self._on_reach):
-            cur, pending = track.current, track.pending
-            # a slide to the next spot comes before the squeeze returns: it is kept
-            if cur is not None and cur.peak < self.REP_TILT_MAX and cur.start >= started - 0.3:
-                cur.blocked = True
-            if pending is not None and pending.start >= started - 0.3 and pending.peak < self.REP_TILT_MAX:
+    def update(self, t: float, tilt: tuple[float, float, float], accel: tuple[float, float, float],
+               rate: tuple[float, float, float] | None, force: float) -> StrokeEvent | None:
+        """One frame: gravity's direction in the pod's frame (unit vector), the accelerometer
+        (g), the gyro's rate less its bias (deg/s, None without a gyro) and the squeeze (N,
+        NaN without force data)."""
+        self._follow_travel(accel, rate)
+        if self._turned_over(tilt):
+            self._restart()
+            return None
+        let_go = force < GRIP_N <= self._force  # (False without force data: NaN compares False)
+        self._force = force
+        tracks = [(self._tilt, tilt)]
+        if force == force:
+            recent = self._recent_force
+            recent.append(force)
+            tracks.append((self._squeeze, sorted(recent)[len(recent) // 2]))
+        event = None
+        for track, x in tracks:
+            # letting go of the handles ends the stroke where the roller was: what the
+            # frame does as the pads spring back is not travel along the leg
+            half = track.end_here() if let_go else track.follow(t, x, self.travel, force)
+            if half is None:
+                continue
+            lone, stroke = track.pair(half)
+            counted = track is self._counted
+            if lone is not None and lone.travelled and counted:
+                self.moved = lone
+            if stroke is not None and counted and stroke[1].end_t - self.last_end_t >= STROKE_SPACING_S:
+                # (a stroke the other signal told just before the count moved here is not told again)
+                event = self._stroke(t, *stroke)
+        for track, _ in tracks:
+            pending = track.pending
+            if pending is not None and t - pending.end_t > MAX_GAP_S and track.turns.direction == 0:
                 track.pending = None
-
-    def update(self, t: float, rate: tuple | None, linear: tuple, force: float) -> StrokeEvent | None:
-        self._gyro = rate is not None
-        on_main, on_reach = self._signals(t, rate, linear)
-        if t > self._owed_until:
-            self._owed = 0  # the bout has moved on: the next stroke is its own
-        counted = self._counted  # only the counted track's own _forget_axis can change it below
-        event = self._follow(self._on_main, t, on_main, rate, linear, force, counted=counted is self._on_main)
-        if on_reach is not None:
-            stroke = self._follow(self._on_reach, t, on_reach, rate, linear, force, counted=counted is self._on_reach)
-            event = stroke if counted is self._on_reach else event
-        missed = self._missed
-        if missed is not None and t - missed[1].end >= self.MISSED_S:
-            self._missed = None
-        elif missed is not None and event is None:
-            # told now, one event a frame: events come in the order they are known
-            self._missed = None
-            event = self._stroke(*missed, told_at=t)
+                if pending.travelled and track is self._counted:
+                    self.moved = pending
+        self._choose_track(t)
         return event
 
-    def _follow(self, track: Track, t: float, u: float, rate: tuple | None, linear: tuple, force: float,
-                counted: bool) -> StrokeEvent | None:
-        """One frame of one axis's signal: a half-stroke begins, goes on or ends."""
-        track.env *= self._env_decay
-        h = max(self.H_MIN, self.H_RATIO * track.env)
-        cur = track.current
-        if cur is None:
-            if abs(u) > h:
-                track.current = cur = HalfStroke(1 if u > 0 else -1, t - FRAME_S)
-            else:
-                return self._expire(track, t, counted)
-        if cur.sign * u < self.END_RATIO * h or t - cur.start > self.MAX_HALF_S or self._stalled(cur, u, t):
-            track.current = None
-            cur.end = t
-            return self._finish_half(track, cur, counted)
-        cur.peak = max(cur.peak, abs(u))
-        cur.frames += 1
-        if rate is not None:
-            turn = cur.turn
-            turn[0] += rate[0] * FRAME_S
-            turn[1] += rate[1] * FRAME_S
-            turn[2] += rate[2] * FRAME_S
-        cur.lin_sq += linear[0] ** 2 + linear[1] ** 2 + linear[2] ** 2
-        if force == force:  # not NaN
-            cur.force_sum += force
-            cur.force_n += 1
-            cur.force_min = min(cur.force_min, force)
-            cur.force_max = max(cur.force_max, force)
-        return None
+    def _choose_track(self, t: float) -> None:
+        # The squeeze follows the thigh's girth under the pads, so it follows the roller's
+        # position; the tilt does too on a tapering thigh, but twisting the handles also
+        # tilts the frame, at a rhythm of its own. When the two disagree on how many times
+        # the roller turned back lately, one of them is not following the strokes.
+        since = t - RHYTHM_WINDOW_S
+        on_tilt, on_squeeze = self._tilt.halves_since(since), self._squeeze.halves_since(since)
+        if len(on_squeeze) < RHYTHM_MIN_HALVES:
+            self._counted = self._tilt
+            return
+        ratio = max(len(on_tilt), len(on_squeeze)) / max(min(len(on_tilt), len(on_squeeze)), 1)
+        if ratio >= RHYTHM_DISAGREE:
+            # the tilt is showing a twist, unless the squeeze lost the rhythm itself (turns it
+            # missed make some of its strokes last two or three times as long as the others)
+            steady = _unevenness(on_squeeze) <= STEADY_UNEVENNESS
+            self._counted = self._squeeze if steady else self._tilt
+        elif ratio <= RHYTHM_AGREE:
+            self._counted = self._tilt
 
-    def _stalled(self, cur: HalfStroke, u: float, t: float) -> bool:
-        """Creeping on at a fraction of its peak speed for a while: the movement is over.
+    def _follow_travel(self, accel: tuple[float, float, float], rate: tuple[float, float, float] | None) -> None:
+        last, self._last_accel = self._last_accel, accel
+        last_rate, self._last_rate = self._last_rate, rate
+        if last is None:
+            return
+        if rate is not None and last_rate is not None:
+            # the turn between two frames' means: half of each frame's
+            rate = ((rate[0] + last_rate[0]) / 2, (rate[1] + last_rate[1]) / 2, (rate[2] + last_rate[2]) / 2)
+        expected = last if rate is None else seen_after_turn(last, rate)
+        m, mean, keep = self._moving, self._moving_mean, self._keep
+        total = 0.0
+        for i in range(3):
+            m[i] = keep * m[i] + (accel[i] - expected[i]) * G
+            mean[i] = keep * mean[i] + (1.0 - keep) * m[i]
+            total += (m[i] - mean[i]) ** 2
+        self._level_sq += self._a_level * (total - self._level_sq)
 
-        What lingers is a slow tilt (a leg pressing into the roller) or an offset the
-        high-pass has not caught up with yet; if the roller moves on the same way, the
-        next half-stroke merges with this one.
-        """
-        if cur.sign * u >= self.STALL_RATIO * cur.peak:
-            cur.slow_since = None
-            return False
-        if cur.slow_since is None:
-            cur.slow_since = t
-        return t - cur.slow_since >= self.STALL_S
+    def _turned_over(self, tilt: tuple[float, float, float]) -> bool:
+        recent = self._recent_tilt
+        recent.append(tilt)
+        old = recent[0]
+        chord = math.sqrt((tilt[0] - old[0]) ** 2 + (tilt[1] - old[1]) ** 2 + (tilt[2] - old[2]) ** 2)
+        return chord > TURNED_CHORD
 
-    def _expire(self, track: Track, t: float, counted: bool) -> None:
-        if track.pending is not None and t - track.pending.end > self.MAX_GAP_S:
-            if counted:
-                self.expired = track.pending
-            track.pending = None
-        return None
+    def _restart(self) -> None:
+        # what the swings and the acceleration level learnt from the turn over must not linger
+        self._moving = [0.0, 0.0, 0.0]
+        self._moving_mean = [0.0, 0.0, 0.0]
+        self._level_sq = 0.0
+        for track in (self._tilt, self._squeeze):
+            pending = track.restart()
+            if pending is not None and pending.travelled and track is self._counted:
+                self.moved = pending
 
-    def _forget_axis(self) -> None:
-        self._hp_mean = [0.0, 0.0, 0.0]
-        self.axes.forget()
-        for track in (self._on_main, self._on_reach):
-            track.current = track.pending = track.last = None
-            track.strokes = 0
-            track.last_told = False
-        self._counted_before = self.count
-        self._owed = 0
-        self._missed = None
-
-    def _learn_amplitude(self, track: Track, peak: float) -> None:
-        capped = min(peak, self.OUTLIER_RATIO * max(track.env, self.ENV_FLOOR))
-        track.env += 0.5 * (capped - track.env)
-
-    def _finish_half(self, track: Track, half: HalfStroke, counted: bool) -> StrokeEvent | None:
-        if half.end - half.start < self.MIN_HALF_S:
-            return None  # a flick, not a movement
-        if half.turned_deg > self.TURN_DEG:
-            return self._turned(track, half, counted)
-        self._learn_amplitude(track, half.peak)
-        if half.blocked and half.peak < self.REP_TILT_MAX:
-            # a rep's tilt; a half that grew past any rep's is rolling that began as it ended
-            track.pending = None
-            return None
-        if half.force_n and half.force_sum / half.force_n < self.GRIP_N:
-            # carried with the grip released: a move, not rolling, and nothing to learn from
-            track.pending = None
-            if counted:
-                self._forget_axis()
-                self.expired = half
-            return None
-        pending = track.pending
-        if pending is None or half.start - pending.end > self.MAX_GAP_S:
-            track.pending = half
-            return None
-        if pending.sign == half.sign:
-            # a hesitation: the same direction resumed; one half-stroke still
-            pending.end = half.end
-            pending.peak = max(pending.peak, half.peak)
-            pending.turn = [a + b for a, b in zip(pending.turn, half.turn)]
-            pending.frames += half.frames
-            pending.lin_sq += half.lin_sq
-            pending.force_sum += half.force_sum
-            pending.force_n += half.force_n
-            pending.force_min = min(pending.force_min, half.force_min)
-            pending.force_max = max(pending.force_max, half.force_max)
-            if pending.turned_deg > self.TURN_DEG:
-                return self._turned(track, pending, counted)  # a slow turn, paused on the way, is a turn still
-            return None
-        track.pending = None
-        if self._is_rep_motion(pending, half):
-            return None
-        track.strokes += 1
-        track.last = (pending, half)
-        track.last_told = counted
-        if not counted:
-            return None
-        if self._owed:
-            self._owed -= 1
-            return None
-        return self._stroke(pending, half)
-
-    def _turned(self, track: Track, half: HalfStroke, counted: bool) -> None:
-        # the roller was turned over or carried round the thigh: not rolling, and what
-        # the mean and the axis learnt from it must not linger
-        track.pending = None
-        if counted:
-            self._forget_axis()
-            self.expired = half
-        return None
-
-    def _is_rep_motion(self, first: HalfStroke, second: HalfStroke) -> bool:
-        """A small back-and-forth tilt while the squeeze pulses hard: a rep, even mid-bout.
-
-        Rolling sways the squeeze by a tenth or so; a rep presses a third or more into
-        the roller while the thigh only lifts a degree or two.
-        """
-        n = first.force_n + second.force_n
-        if n == 0 or max(first.peak, second.peak) >= self.REP_TILT_MAX:
-            return False
-        mean = (first.force_sum + second.force_sum) / n
-        swing = max(first.force_max, second.force_max) - min(first.force_min, second.force_min)
-        return mean > 0 and swing > self.REP_SWING * mean
-
-    def _stroke(self, first: HalfStroke, second: HalfStroke, told_at: float | None = None) -> StrokeEvent:
+    def _stroke(self, t: float, out: HalfStroke, back: HalfStroke) -> StrokeEvent:
         self.count += 1
-        self.last_stroke_t = max(self.last_stroke_t, second.end)
-        duration = second.end - first.start
-        frames = first.frames + second.frames
-        force_n = first.force_n + second.force_n
-        mean_force = (first.force_sum + second.force_sum) / force_n if force_n else math.nan
-        return StrokeEvent(
-            t=second.end if told_at is None else told_at, duration=duration,
-            length_cm=self._length_cm(first.lin_sq + second.lin_sq, frames, duration),
-            mean_force_n=mean_force,
-        )
+        self.last_stroke_t = t
+        self.last_end_t = back.end_t
+        duration = back.end_t - out.start_t
+        forces = [f for f in (out.force_mean, back.force_mean) if f == f]
+        return StrokeEvent(t=t, duration=duration, length_cm=_length_cm(max(out.travel, back.travel), duration),
+                           mean_force_n=sum(forces) / len(forces) if forces else math.nan)
 
-    @staticmethod
-    def _length_cm(lin_sq: float, frames: int, duration: float) -> float:
-        # for x = (L/2) sin(wt), the acceleration's amplitude is (L/2) w^2:
-        # an estimate of the one-way travel from the rms linear acceleration
-        if frames == 0 or duration <= 0:
-            return math.nan
-        amplitude = math.sqrt(2.0 * lin_sq / frames) * G
-        omega = 2.0 * math.pi / duration
-        return round(100.0 * 2.0 * amplitude / omega**2, 1)
-
-    def rolling_now(self, t: float) -> bool:
-        """Rolling at this moment: a stroke just ended, or a bout of strokes goes on.
-
-        A lone half-stroke is not rolling yet: it may be a slide to the next spot or
-        the thigh lifting with a rep.
-        """
-        return self.rolling_surely(t) or self.bout_goes_on(t)
-
-    def rolling_surely(self, t: float) -> bool:
-        """A stroke just ended, or the pod moves more than a rep's tilt ever does.
-
-        Then a rep could not be told from the sway of the squeeze.
-        """
-        if t - self.last_stroke_t < self.ROLLING_GRACE_S:
-            return True
-        cur = self._counted.current
-        return cur is not None and cur.peak >= self.REP_TILT_MAX
-
-    def bout_goes_on(self, t: float) -> bool:
-        """Soon after a stroke, the pod moves as much as the bout's strokes did.
-
-        Between the strokes of a bout the roller slows and turns: moving as much as
-        the bout's strokes did is still rolling, a smaller tilt is a rep's. After
-        gentle strokes (the tendon) a rep's tilt moves as much, so this is a maybe.
-        """
-        track = self._counted
-        like_the_bout = self.BOUT_SHARE * track.env
-        cur, pending = track.current, track.pending
-        moving = (cur is not None and cur.peak >= like_the_bout) or (
-            pending is not None and t - pending.end < self.ROLLING_GRACE_S and pending.peak >= like_the_bout)
-        return moving and t - self.last_stroke_t < self.BOUT_GAP_S
-
-    def take_expired(self) -> HalfStroke | None:
-        half, self.expired = self.expired, None
+    def take_moved(self) -> HalfStroke | None:
+        half, self.moved = self.moved, None
         return half
+
+
+def _unevenness(halves: list[float]) -> float:
+    """How unevenly strokes came: the spread of the durations of consecutive pairs of
+    half-strokes over their mean (a pair, so the way out and the way back may differ)."""
+    pairs = [a + b for a, b in zip(halves, halves[1:])]
+    if len(pairs) < 2:
+        return math.inf
+    mean = sum(pairs) / len(pairs)
+    return math.sqrt(sum((d - mean) ** 2 for d in pairs) / len(pairs)) / mean
+
+
+def _length_cm(travel_rms: float, duration: float) -> float:
+    # for x = (L/2) sin(wt) the acceleration's RMS is (L/2) w^2 / sqrt(2): a rough estimate
+    # of the one-way travel, for the log (strokes are not counted on it)
+    if duration <= 0.0:
+        return math.nan
+    omega = 2.0 * math.pi / duration
+    return round(100.0 * 2.0 * math.sqrt(2.0) * travel_rms / omega**2, 1)

@@ -1,115 +1,91 @@
-"""The stroke counter's two candidate axes: what is told when the count moves from one to the other."""
+"""Strokes: out-and-back cycles of the roller along the leg, told from the tilt or the squeeze."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from kneeroll_device.pipeline.axis import AxisCovariance
 from kneeroll_device.pipeline.framing import FRAME_S
 from kneeroll_device.pipeline.strokes import G, StrokeCounter
 
-TILT_STROKE_S = 4.0  # the rolling, about y
+PERIOD_S = 2.0
+LENGTH_M = 0.15
+TAPER_RAD_PER_M = 0.4
 
 
-class ScriptedAxes:
-    """The main axis is x, the reaching axis y, and the count moves at the set times."""
-
-    def __init__(self, *move_at_s: float):
-        self.main, self.reach = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
-        self.twisting = self.changed = False
-        self.rates = AxisCovariance()
-        self._frames, self._moves = 0, {round(s / FRAME_S) for s in move_at_s}
-
-    def update(self, rate, velocity=None, raw_rate=None):
-        self._frames += 1
-        self.changed = velocity is not None and self._frames in self._moves
-        self.twisting ^= self.changed
-
-    def main_amplitude(self) -> float:
-        return 0.0
-
-    def forget(self) -> None:
-        pass
-
-
-def roll_and_twist(*move_at_s: float, twist_dps: float = 30.0, gyro_until_s: float = 60.0,
-                   tilt_off: tuple[float, float] = (0.0, 0.0)):
-    """40 s of a 10 deg/s tilt about y (a stroke every 4 s) and a twist about x at its own
-    1.3 s rhythm; the counter, and when it told its strokes."""
-    counter = StrokeCounter()
-    counter.axes = ScriptedAxes(*move_at_s)
-    told = []
-    for k in range(int(40.0 / FRAME_S)):
+def rolling(strokes: int, *, squeeze_n: float = 80.0, travel: bool = True, twist_deg: float = 0.0,
+            twist_period_s: float = 1.1, force: bool = True, mount=np.eye(3)):
+    """Frames of rest, then ``strokes`` strokes, then rest: (t, tilt, accel g, rate deg/s, force N)."""
+    frames = []
+    omega = 2 * math.pi / PERIOD_S
+    rolling_s = strokes * PERIOD_S
+    for k in range(int((rolling_s + 6.0) / FRAME_S)):
         t = k * FRAME_S
-        phase = 2 * math.pi * t / TILT_STROKE_S
-        tilt = 0.0 if tilt_off[0] <= t < tilt_off[1] else 10.0 * math.sin(phase)
-        rate = (twist_dps * math.sin(2 * math.pi * t / 1.3), tilt, 0.0)
-        # the travel that goes with the tilt, 25 cm each way, along x as the accelerometer
-        # sees it (only the count without the gyro uses it: the scripted axes ignore it)
-        travel = (0.125 * (2 * math.pi / TILT_STROKE_S) ** 2 * math.cos(phase) / G, 0.0, 0.0)
-        event = counter.update(t, rate if t < gyro_until_s else None, travel, 60.0)
+        s = min(max(t - 2.0, 0.0), rolling_s)
+        on = 2.0 <= t < 2.0 + rolling_s
+        x = LENGTH_M / 2 * (1 - math.cos(omega * s))
+        v = LENGTH_M / 2 * omega * math.sin(omega * s) if on else 0.0
+        a = LENGTH_M / 2 * omega**2 * math.cos(omega * s) if on and travel else 0.0
+        pitch, pitch_rate = TAPER_RAD_PER_M * x, TAPER_RAD_PER_M * v
+        wt = 2 * math.pi / twist_period_s
+        roll = math.radians(twist_deg) * math.sin(wt * t) if on else 0.0
+        roll_rate = math.radians(twist_deg) * wt * math.cos(wt * t) if on else 0.0
+        # the frame pitches about the handles (y) with the thigh's taper and twists about the
+        # thigh (x); body to world: R = Ry(pitch) Rx(roll)
+        rx = np.array([[1, 0, 0], [0, math.cos(roll), -math.sin(roll)], [0, math.sin(roll), math.cos(roll)]])
+        ry = np.array([[math.cos(pitch), 0, math.sin(pitch)], [0, 1, 0], [-math.sin(pitch), 0, math.cos(pitch)]])
+        body = ry @ rx
+        down = body.T @ np.array([0.0, 0.0, 1.0])  # what the accelerometer reads of gravity
+        accel = down + body.T @ np.array([a / G, 0.0, 0.0])
+        rate = np.degrees(rx.T @ np.array([0.0, pitch_rate, 0.0]) + np.array([roll_rate, 0.0, 0.0]))
+        squeeze = (squeeze_n * (1 + 0.8 * x) if (2.0 <= t < 2.0 + rolling_s + 0.3) else 1.0) if force else math.nan
+        tilt = mount @ down
+        frames.append((t, tuple(tilt / np.linalg.norm(tilt)), tuple(mount @ accel), tuple(mount @ rate), squeeze))
+    return frames
+
+
+def count(frames) -> tuple[StrokeCounter, list[float]]:
+    counter, told = StrokeCounter(), []
+    for t, tilt, accel, rate, force in frames:
+        event = counter.update(t, tilt, accel, rate, force)
         if event is not None:
             told.append(event.t)
     return counter, told
 
 
-TILT_STROKES = 9  # those the tilt makes in the 40 s, from 8 s on (the first half-stroke is learnt)
+def test_each_stroke_is_told_once_at_its_end():
+    _, told = count(rolling(10))
+    assert len(told) == 10
+    ends = [2.0 + PERIOD_S * (i + 1) for i in range(10)]
+    assert all(0.0 <= t - end <= 0.9 for t, end in zip(told, ends))
 
 
-def test_both_axes_are_followed_all_the_time():
-    counter, told = roll_and_twist()
-    assert counter._on_main.strokes == len(told) == 30  # every twist, on the axis counted on
-    assert counter._on_reach.strokes == TILT_STROKES  # and every tilt stroke on the other
+def test_the_count_does_not_depend_on_how_the_pod_is_mounted():
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    assert len(count(rolling(8, mount=q))[1]) == 8
 
 
-def test_a_twist_told_as_a_stroke_before_the_count_moves_is_made_good():
-    _, told = roll_and_twist(2.0)
-    assert told[0] < 2.0  # a twist cycle, told while the count was still on the main axis
-    assert len(told) == TILT_STROKES  # the next tilt stroke made up for it
+def test_a_roller_moved_without_squeezing_it_is_not_rolling():
+    assert count(rolling(6, squeeze_n=2.0))[1] == []
 
 
-def test_a_stroke_too_many_is_made_good_only_by_a_stroke_soon_after_the_move():
-    # the rolling stops as the count moves and resumes 8 s later: a new bout, whose
-    # first stroke is its own
-    _, told = roll_and_twist(12.2, tilt_off=(12.2, 20.0))
-    assert len([t for t in told if t < 12.2]) > 3  # twists, told on the main axis
-    assert [t for t in told if t > 12.2] == pytest.approx([24.0, 28.0, 32.0, 36.0])
+def test_tilting_out_and_back_without_travelling_is_not_rolling():
+    # the thigh lifting and tilting the frame with each rep: the same tilt, no travel along the leg
+    assert count(rolling(6, travel=False))[1] == []
 
 
-def test_a_stroke_only_the_new_axis_saw_is_told_when_the_count_moves():
-    counter, told = roll_and_twist(8.5, twist_dps=0.0)
-    assert told[0] == pytest.approx(8.4)  # the tilt stroke that ended at 8 s, told at the move
-    # the one at 4 s is not the move's doing: the old axis missed it for reasons of its own
-    assert len(told) == TILT_STROKES - 1
+def test_without_a_force_sensor_the_tilt_alone_counts():
+    assert len(count(rolling(8, force=False))[1]) == 8
 
 
-def test_a_stroke_is_told_once_however_often_the_count_moves_back_and_forth():
-    _, told = roll_and_twist(8.3, 8.8, 9.3, twist_dps=0.0)
-    assert told == pytest.approx([8.2, 12.0, 16.0, 20.0, 24.0, 28.0, 32.0, 36.0])
-
-
-def test_without_the_gyro_the_count_goes_on_from_the_main_axis():
-    # the gyro's frames stop while counting on the reaching axis: there is no reaching
-    # signal any more, and the main one must not be left without a count
-    counter, told = roll_and_twist(2.0, twist_dps=0.0, gyro_until_s=12.0)
-    assert counter.axes.twisting
-    assert len([t for t in told if t > 14.0]) >= 5
-
-
-def test_rolling_that_begins_as_a_rep_eases_off_is_counted_from_its_first_half():
-    # a rep was noted as the first half-stroke began, while it was still as small as a
-    # rep's tilt; it grew to the full 10 deg/s of rolling, so it is rolling
-    counter = StrokeCounter()
-    counter.axes = ScriptedAxes()
-    told = []
-    for k in range(int(20.0 / FRAME_S)):
-        t = k * FRAME_S
-        rate = (10.0 * math.sin(2 * math.pi * t / TILT_STROKE_S), 0.0, 0.0)
-        if t < 0.4:
-            counter.note_rep(started=-1.0, t=t)
-        event = counter.update(t, rate, (0.0, 0.0, 0.0), 60.0)
-        if event is not None:
-            told.append(event.t)
-    assert told == pytest.approx([4.0, 8.0, 12.0, 16.0])
+@pytest.mark.parametrize("twist_period_s", [1.1, 3.7])
+def test_a_twist_at_its_own_rhythm_moves_the_count_to_the_squeeze(twist_period_s):
+    counter, told = count(rolling(16, twist_deg=20.0, twist_period_s=twist_period_s))
+    assert counter.counting_on == "squeeze"
+    # once the rhythms have been compared (12 s), every stroke is told once, at its end
+    ends = [2.0 + PERIOD_S * (i + 1) for i in range(16) if 2.0 + PERIOD_S * (i + 1) >= 14.0]
+    assert [sum(0.0 <= t - end <= 0.9 for t in told) for end in ends] == [1] * len(ends)
+    assert all(any(0.0 <= t - end <= 0.9 for end in ends) for t in told if t >= 14.0)

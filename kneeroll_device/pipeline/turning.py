@@ -1,0 +1,206 @@
+"""Turning points of a position-like signal: where a movement reverses.
+
+A stroke takes the roller along the leg and back; a rep presses the squeeze up and
+lets it down. Both are out-and-back cycles of a signal that follows the movement, so
+both are counted the same way: the signal's turning points, found by a zig-zag with
+hysteresis. A turn is confirmed once the signal has come back from its furthest
+point by ``h``, or once it has stayed near that point for ``stall_s`` (the movement
+ended there: the last stroke of a bout ends at rest).
+
+``h`` is a share of the recent swing (the distance between turning points), never
+below a floor set by the sensor's noise, so the count does not depend on the
+signal's scale: a 3 cm stroke on a straight thigh and a 30 cm one on a tapered
+thigh, a 20 N squeeze and a 200 N one. An offset or a slow drift does not matter
+either, since only the distance back from the furthest point does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# the recent swing is a running mean over about three half-cycles (each new swing weighs
+# 0.3), and a swing more than OUTLIER times the recent ones (a grab, a knock) weighs
+# as OUTLIER times: one wild movement must not deafen the counter for the next ones
+SWING_WEIGHT = 0.3
+OUTLIER = 2.5
+# and it fades over ten seconds (a few slow strokes): a scale learnt from a big movement
+# long ago must not hide the small ones that follow
+SWING_FADE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A confirmed turning point: the movement that ended there, from the previous one."""
+
+    t: float  # when the signal was furthest (the movement's end)
+    start_t: float  # when the movement began (the previous turning point)
+    value: float
+    swing: float  # how far the signal moved from the previous turning point
+    direction: int  # +1: the signal rose to this point; -1: it fell
+    stalled: bool  # confirmed by stopping there rather than by coming back
+
+
+class TurningPoints:
+    def __init__(self, floor: float, share: float, stall_s: float = math.inf):
+        self.floor = floor  # the smallest hysteresis: above the signal's noise
+        self.share = share  # of the recent swing
+        self.stall_s = stall_s
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget where the signal was and how far it swung (it was thrown far off: the pod turned over)."""
+        self.swing = 0.0
+        self.direction = 0  # 0: at rest, waiting for a movement
+        self.extreme: float | None = None
+        self.extreme_t = 0.0
+        self.previous: float | None = None  # the value at the previous turning point
+        self.previous_t = -math.inf
+        self._near_since: float | None = None
+
+    @property
+    def h(self) -> float:
+        return max(self.floor, self.share * self.swing)
+
+    def update(self, t: float, y: float) -> tuple[Turn | None, bool]:
+        """One sample. Returns the turn confirmed now (if any), and whether the furthest
+        point moved on with this sample (the movement under way goes on)."""
+        if self.extreme is None:
+            self.extreme, self.extreme_t, self.previous, self.previous_t = y, t, y, t
+            self._t = t
+            return None, True
+        self.swing *= math.exp(-(t - self._t) / SWING_FADE_S)
+        self._t = t
+        if self.direction == 0:
+            if abs(y - self.extreme) <= self.h:
+                return None, False
+            # a movement begins (now) from where the signal rested
+            self.previous, self.previous_t = self.extreme, t
+            self.direction = 1 if y > self.extreme else -1
+            self.extreme, self.extreme_t, self._near_since = y, t, None
+            return None, True
+        if self.direction * (y - self.extreme) > 0:
+            self.extreme, self.extreme_t, self._near_since = y, t, None
+            return None, True
+        back = self.direction * (self.extreme - y)
+        if back > self.h:
+            return self._turn(t, y, stalled=False), False
+        if back < 0.5 * self.h:
+            self._near_since = t if self._near_since is None else self._near_since
+            if t - self._near_since >= self.stall_s:
+                return self._turn(t, y, stalled=True), False
+        else:
+            self._near_since = None
+        return None, False
+
+    def end_here(self, t: float) -> Turn | None:
+        """The movement under way ends at its furthest point so far (the roller was let go)."""
+        if self.direction == 0:
+            return None
+        return self._turn(t, self.extreme, stalled=True)
+
+    def _turn(self, t: float, y: float, stalled: bool) -> Turn:
+        swing = abs(self.extreme - self.previous)
+        turn = Turn(self.extreme_t, self.previous_t, self.extreme, swing, self.direction, stalled)
+        cap = OUTLIER * max(self.swing, 2.0 * self.floor)
+        self.swing += SWING_WEIGHT * (min(swing, cap) - self.swing)
+        self.previous, self.previous_t = self.extreme, self.extreme_t
+        self._near_since = None
+        if stalled:
+            self.direction = 0  # at rest at the turning point, until the next movement
+        else:
+            self.direction = -self.direction
+            self.extreme, self.extreme_t = y, t
+        return turn
+
+
+class PathTurns:
+    """Turning points of a movement in three dimensions, with no axis to learn.
+
+    The distance from the last turning point grows on the way out and shrinks on the way
+    back, whichever way the pod is mounted and whatever the signal's offset: the turning
+    points of that distance, by the same hysteresis as TurningPoints, are where the
+    movement reversed.
+    """
+
+    def __init__(self, floor: float, share: float, stall_s: float = math.inf):
+        self.floor, self.share, self.stall_s = floor, share, stall_s
+        self.restart()
+
+    def restart(self) -> None:
+        self.swing = 0.0
+        self.anchor: tuple[float, float, float] | None = None  # the last turning point
+        self.anchor_t = -math.inf
+        self.extreme: tuple[float, float, float] | None = None  # the furthest point from it so far
+        self.extreme_t = 0.0
+        self.reach = 0.0  # how far that is
+        self.moving = False  # False: at rest at the anchor, waiting for a movement
+        self.heading: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the last movement, anchor to extreme
+        self._direction = -1
+        self._near_since: float | None = None
+        self._t: float | None = None
+
+    @property
+    def direction(self) -> int:
+        return 1 if self.moving else 0
+
+    @property
+    def h(self) -> float:
+        return max(self.floor, self.share * self.swing)
+
+    def update(self, t: float, x: tuple[float, float, float]) -> tuple[Turn | None, bool]:
+        if self._t is not None:
+            self.swing *= math.exp(-(t - self._t) / SWING_FADE_S)
+        self._t = t
+        if self.anchor is None:
+            self.anchor, self.anchor_t, self.extreme, self.extreme_t = x, t, x, t
+            return None, True
+        d = _distance(x, self.anchor)
+        if not self.moving:
+            if d <= self.h:
+                return None, False
+            self.moving, self.anchor_t = True, t  # a movement begins (now) from where it rested
+            self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
+            return None, True
+        if d > self.reach:
+            self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
+            return None, True
+        back = _distance(x, self.extreme)
+        if back > self.h and self.reach - d > 0.5 * self.h:
+            return self._turn(t, x, stalled=False), False
+        if back < 0.5 * self.h:
+            self._near_since = t if self._near_since is None else self._near_since
+            if t - self._near_since >= self.stall_s:
+                return self._turn(t, x, stalled=True), False
+        else:
+            self._near_since = None
+        return None, False
+
+    def end_here(self, t: float) -> Turn | None:
+        """The movement under way ends at its furthest point so far (the roller was let go)."""
+        if not self.moving:
+            return None
+        return self._turn(t, self.extreme, stalled=True)
+
+    def _turn(self, t: float, x: tuple[float, float, float], stalled: bool) -> Turn:
+        a, e = self.anchor, self.extreme
+        heading = (e[0] - a[0], e[1] - a[1], e[2] - a[2])
+        same_way = heading[0] * self.heading[0] + heading[1] * self.heading[1] + heading[2] * self.heading[2] > 0
+        # +1 and -1 alternate as the movement goes out and back; the same again when it
+        # went on the same way after stopping
+        self._direction = self._direction if same_way else -self._direction
+        turn = Turn(self.extreme_t, self.anchor_t, 0.0, self.reach, self._direction, stalled)
+        cap = OUTLIER * max(self.swing, 2.0 * self.floor)
+        self.swing += SWING_WEIGHT * (min(self.reach, cap) - self.swing)
+        self.heading = heading
+        self.anchor, self.anchor_t = e, self.extreme_t
+        self._near_since = None
+        if stalled:
+            self.moving = False
+        else:
+            self.extreme, self.extreme_t, self.reach = x, t, _distance(x, e)
+        return turn
+
+
+def _distance(a, b) -> float:
+    return math.sqrt((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2)

@@ -1,0 +1,67 @@
+"""Turning points: where a position-like signal reverses, whatever its scale, offset or axis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kneeroll_device.pipeline.framing import FRAME_S
+from kneeroll_device.pipeline.turning import PathTurns, TurningPoints
+
+
+def turns_of(signal, detector) -> list:
+    found = []
+    for k, x in enumerate(signal):
+        turn, _ = detector.update(k * FRAME_S, x)
+        if turn is not None:
+            found.append(turn)
+    return found
+
+
+def back_and_forth(cycles: int, period_s: float, amplitude: float, offset: float = 0.0) -> list[float]:
+    t = np.arange(0.0, cycles * period_s + 2.0, FRAME_S)
+    return list(offset + amplitude * (1 - np.cos(2 * np.pi * np.minimum(t, cycles * period_s) / period_s)) / 2)
+
+
+@pytest.mark.parametrize("amplitude, offset", [(0.01, 0.0), (1.0, 5.0), (40.0, -120.0)])
+def test_each_way_is_one_turn_whatever_the_scale_and_offset(amplitude, offset):
+    turns = turns_of(back_and_forth(6, 2.0, amplitude, offset), TurningPoints(1e-4, 0.5, stall_s=0.8))
+    assert len(turns) == 12  # out and back six times; the last back ends at rest
+    assert [t.direction for t in turns] == [1, -1] * 6
+    assert turns[-1].stalled
+
+
+def test_a_pause_on_the_way_is_not_a_turn():
+    t = np.arange(0.0, 10.0, FRAME_S)
+    out = np.interp(t, [0, 1, 2.5, 3.5, 6, 10], [0, 0.5, 0.5, 1.0, 0.0, 0.0])  # out, pause, on out, back
+    turns = turns_of(list(out), TurningPoints(1e-3, 0.5, stall_s=2.0))
+    assert [t.direction for t in turns] == [1, -1]
+
+
+def test_noise_below_the_floor_makes_no_turns():
+    rng = np.random.default_rng(1)
+    assert turns_of(list(rng.normal(0.0, 0.1, 300)), TurningPoints(1.0, 0.5, stall_s=0.8)) == []
+
+
+def test_a_movement_in_any_direction_turns_the_same():
+    strokes = back_and_forth(5, 2.0, 0.05)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        path = [tuple(axis * s + (0.3, -0.2, 0.9)) for s in strokes]
+        turns = turns_of(path, PathTurns(1e-3, 0.5, stall_s=0.8))
+        assert len(turns) == 10
+        assert [t.direction for t in turns] == [1, -1] * 5
+        assert turns[0].swing == pytest.approx(0.05, rel=0.05)
+
+
+def test_the_scale_learnt_from_a_big_movement_fades():
+    detector = TurningPoints(0.01, 0.5)
+    turns_of(back_and_forth(1, 2.0, 10.0), detector)
+    big = detector.swing
+    for k in range(200):  # 20 s at rest
+        detector.update(10.0 + k * FRAME_S, 0.0)
+    assert detector.swing < big * math.exp(-1.5)

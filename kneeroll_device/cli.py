@@ -54,6 +54,7 @@ def cmd_demo(args) -> int:
         if live and args.cues:
             print(describe_cue(record), flush=True)
 
+    site = _start_site(config, args) if args.web else None
     if live:
         print(f"kneeroll demo: seed {args.seed}, scenario {args.scenario}, {session.duration:.0f} s of routine "
               f"at {args.speed:g}x, log in {config.storage.data_dir}", flush=True)
@@ -85,10 +86,36 @@ def cmd_demo(args) -> int:
             print(f"log: {daemon.store.path} (session {document['session_id']})")
         if document["recording"]:
             print(f"recording: {document['recording']}")
+    if site is not None:
+        _linger(site, live)
     if result is not None and not logged:
         sys.stderr.write(f"{PROG}: error: the session was not logged in full ({lost} writes lost) "
                          f"(fix: free space where the log lives, {daemon.store.path.parent}, and run again)\n")
     return 0 if result is not None and logged else 1
+
+
+def _start_site(config, args):
+    from .web.serve import start_in_thread, url_of
+
+    bind, port = config.web.bind, args.port if args.port is not None else config.web.port
+    server, thread = start_in_thread(config, bind, port)
+    # on stderr with --json, so that stdout stays one JSON document
+    out = sys.stderr if args.json else sys.stdout
+    print(f"live view: {url_of(bind, port, '/live')}", file=out, flush=True)
+    return server, thread
+
+
+def _linger(site, live: bool) -> None:
+    """After the demo the site stays up for a look at the session when a person is at the
+    terminal (until Ctrl-C); a script's run ends with the demo."""
+    server, thread = site
+    if live and sys.stdin.isatty():
+        print("the site stays up to look at the session: Ctrl-C stops it", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while thread.is_alive():
+                thread.join(0.5)
+    server.should_exit = True
+    thread.join(5.0)
 
 
 def _print_step_table(steps: list[dict]) -> None:
@@ -265,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cues", action="store_true", help="print each cue as it plays")
     demo.add_argument("--leg", choices=("left", "right", "both"), help="which leg, or both in a row (overrides the config)")
     demo.add_argument("--routine", metavar="FILE", help="a routine file or built-in name (overrides the config)")
+    demo.add_argument("--web", action="store_true", help="serve the phone site beside the demo, to watch its live view")
+    demo.add_argument("--port", type=whole_in(1, 65535), help="the site's port with --web (default: web.port, 8080)")
     add_common_options(demo, data_dir=True, json_flag=True)
     demo.set_defaults(func=cmd_demo)
 
@@ -321,9 +350,11 @@ def _register_helpers(commands, calibrate_commands) -> None:
     from firmware_bridge import cli as bridge_cli
 
     from . import insight
+    from .web import serve as web_cli
     from .sensors import imu_cli
 
     insight.register(commands)
+    web_cli.register(commands)
     imu_cli.register_calibrate(calibrate_commands)
     bridge_cli.register_calibrate(calibrate_commands)
     imu_cli.register_doctor(commands)

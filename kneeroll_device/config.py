@@ -218,6 +218,24 @@ class StorageConfig:
     }
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    bind: str
+    port: int
+    token: str
+    hosts: tuple[str, ...]
+    live_socket: str
+
+    RULES = {
+        "bind": Rule(str),
+        "port": Rule(int, low=1, high=65535),
+        "token": Rule(str),
+        "hosts": Rule(tuple, parse=lambda v: tuple(v) if isinstance(v, list) and all(isinstance(x, str) for x in v) else v,
+                      shown="a list of host names, for example [\"kneeroll.example\"]"),
+        "live_socket": Rule(str),
+    }
+
+
 SECTIONS = {
     "imu": ImuConfig,
     "force": ForceConfig,
@@ -227,6 +245,7 @@ SECTIONS = {
     "routine": RoutineConfig,
     "session": SessionConfig,
     "storage": StorageConfig,
+    "web": WebConfig,
 }
 
 
@@ -240,13 +259,15 @@ class Config:
     routine: RoutineConfig
     session: SessionConfig
     storage: StorageConfig
+    web: WebConfig
     source: str = "defaults"
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for name in SECTIONS:
             section = asdict(getattr(self, name))
-            out[name] = {k: (str(v) if isinstance(v, Path) else v) for k, v in section.items()}
+            out[name] = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                         for k, v in section.items()}
         return out
 
     def replace(self, **sections_changes: dict[str, Any]) -> "Config":

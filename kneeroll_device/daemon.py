@@ -30,6 +30,7 @@ from .clock import SystemClock
 from .controls import ButtonControl
 from .cues import CuePlayer, CueRecord
 from .errors import KneerollError
+from .live import LivePublisher, live_socket_path, snapshot
 from .pipeline import ContactModel, Pipeline
 from .pipeline.framing import forward_mask
 from .recording import on_time_grid, write_recording_folder
@@ -238,6 +239,10 @@ class Daemon:
                 self.store.close()
             raise
         self.recorder = Recorder() if config.storage.keep_recordings else None
+        self.live = LivePublisher(live_socket_path(config))
+        self._live_kpa = float("nan")
+        self._live_warning: dict | None = None
+        self._live_seq = 0
         self._writers: list[threading.Thread] = []
         self._dropped_reported: dict[str, int] = {}
         self.session: SessionState | None = None
@@ -365,6 +370,26 @@ class Daemon:
         actions = self.engine.handle(batch)
         self._log_batch(batch)
         self._apply(actions)
+        self._publish_live(batch, actions)
+
+    def _publish_live(self, batch: EventBatch, actions: list[Action]) -> None:
+        # wall time, not the clock's: a demo at 20x still sends five snapshots a second
+        now = time.monotonic()
+        kpa = batch.frame_kpa[np.isfinite(batch.frame_kpa)]
+        if len(kpa):
+            self._live_kpa = float(kpa[-1])
+        for action in actions:
+            if action.kind == "pressure_warning":
+                self._live_warning = {"step": action.step, "kpa": action.detail.get("kpa"),
+                                      "limit_kpa": action.detail.get("limit_kpa")}
+            elif action.kind in ("step_start", "session_start"):
+                self._live_warning = None
+        if not actions and not self.live.due(now):
+            return
+        self._live_seq += 1
+        session_id = self.session.id if self.session is not None else None
+        self.live.publish(snapshot(self.engine, session_id=session_id, kpa=self._live_kpa, absent=self._absent,
+                                   warning=self._live_warning, sequence=self._live_seq), now)
 
     def _log_batch(self, batch: EventBatch) -> None:
         if self.session is None or self.session.id is None:
@@ -507,6 +532,7 @@ class Daemon:
         for writer in self._writers:
             writer.join(timeout=30.0)
         self.store.close()
+        self.live.close()
 
     def _drain_queue(self) -> None:
         while True:

@@ -52,7 +52,7 @@ PRESSURE_EXPORT = ("session_id", "t", "mean_kpa", "peak_kpa", "mean_force_n", "p
 # --- shared helpers ---------------------------------------------------------------------------
 
 
-def _programme(config):
+def programme_of(config):
     """(routine id, sessions a day, programme days) of the configured routine; the defaults if it cannot be read."""
     from .routine.spec import load_routine
 
@@ -79,7 +79,7 @@ def programme_progress(counts: dict[date, int], today: date, per_day: int, progr
             "streak_days": streak, "programme_days": programme_days, "programme_done": streak >= programme_days}
 
 
-def _duration(seconds) -> str:
+def duration_text(seconds) -> str:
     if seconds is None:
         return "-"
     seconds = int(round(seconds))
@@ -126,7 +126,7 @@ def _rows_for_days(db, days: int, now: datetime, tz) -> list[dict]:
 
 def cmd_history(args) -> int:
     config = load_for(args)
-    routine, per_day, programme_days = _programme(config)
+    routine, per_day, programme_days = programme_of(config)
     with _open(config) as db:
         document = history_document(db, days=args.days, routine=routine, per_day=per_day,
                                     programme_days=programme_days, include_demo=args.include_demo)
@@ -143,7 +143,7 @@ def cmd_history(args) -> int:
             kpa = f"{fmt(r['mean_kpa'])}/{fmt(r['peak_kpa'])}"
             print(f"{r['id']:>5}  {r['date']:<10} {r['time']:<5}  {r['leg']:<5}  {r['source']:<6}  "
                   f"{r['outcome'].replace('_', ' '):<11} {r['steps_done']:>2}/{r['steps_total']:<2} "
-                  f"{_duration(r['duration_s']):>6} {r['strokes']:>7} {r['reps']:>5}  {kpa:>13}")
+                  f"{duration_text(r['duration_s']):>6} {r['strokes']:>7} {r['reps']:>5}  {kpa:>13}")
     p = document["progress"]
     print(f"today: {p['sessions_today']} of {p['sessions_per_day']} sessions done; streak: {p['streak_days']} "
           f"day{'s' if p['streak_days'] != 1 else ''} with {p['sessions_per_day']} (programme: {p['programme_days']} days"
@@ -223,7 +223,7 @@ def cmd_show(args) -> int:
         return 0
     s = document["session"]
     print(f"session {s['id']}: {s['date']} {s['time']}, {s['leg']} leg, {s['source']}, {s['outcome'].replace('_', ' ')}, "
-          f"{_duration(s['duration_s'])}, {s['steps_done']}/{s['steps_total']} steps, {s['strokes']} strokes, {s['reps']} reps")
+          f"{duration_text(s['duration_s'])}, {s['steps_done']}/{s['steps_total']} steps, {s['strokes']} strokes, {s['reps']} reps")
     if document["steps"]:
         print(f" {'#':>2}  {'step':<28} {'target':<26} {'achieved':<32} {'result':<8} {'kPa mean/peak':>13} "
               f"{'limit':>5} {'over':>6} {'warn':>4}")
@@ -237,11 +237,11 @@ def cmd_show(args) -> int:
         print(f" ({missing} step{'s' if missing != 1 else ''} not reached)")
     for w in document["warnings"]:
         limit = f" (limit {w['limit_kpa']:g})" if w["limit_kpa"] is not None else ""
-        print(f"  ! {_duration(w['t'])} step {w['step']}: {fmt(w['kpa'])} kPa{limit}")
+        print(f"  ! {duration_text(w['t'])} step {w['step']}: {fmt(w['kpa'])} kPa{limit}")
     for f in document["faults"]:
         detail = f["detail"] if isinstance(f["detail"], dict) else {}
         text = ", ".join(f"{k} {v}" for k, v in detail.items() if v not in (None, ""))
-        print(f"  {f['kind']} at {_duration(max(f['t'], 0))}: {text}")
+        print(f"  {f['kind']} at {duration_text(max(f['t'], 0))}: {text}")
     return 0
 
 
@@ -559,7 +559,7 @@ def cmd_report(args) -> int:
     out = _plot_out(args.out)
     plots.require_matplotlib()
     config = load_for(args)
-    routine, per_day, programme_days = _programme(config)
+    routine, per_day, programme_days = programme_of(config)
     with _open(config) as db:
         document = report_document(db, days=args.days, routine=routine, per_day=per_day, programme_days=programme_days,
                                    include_demo=args.include_demo)

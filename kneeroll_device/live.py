@@ -18,17 +18,18 @@ import time
 from pathlib import Path
 
 SOCKET_NAME = "live.sock"
+SOCKET_ENV = "KNEEROLL_LIVE_SOCKET"
 MAX_DATAGRAM = 8192  # a snapshot is a few hundred bytes; the listener reads up to this
 PUBLISH_EVERY_S = 0.2  # the live page updates at least twice a second: five snapshots a second, and at each action
 
 
 def live_socket_path(config) -> Path:
-    """Where the daemon sends and the web process listens: the config, systemd's runtime directory, the data dir."""
+    """Where the daemon sends and the web process listens: the config, then $KNEEROLL_LIVE_SOCKET
+    (both systemd units set it to the site's runtime directory), then the data dir."""
     if config.web.live_socket:
         return Path(config.web.live_socket).expanduser()
-    runtime = os.environ.get("RUNTIME_DIRECTORY")
-    if runtime:
-        return Path(runtime.split(":")[0]) / SOCKET_NAME
+    if os.environ.get(SOCKET_ENV):
+        return Path(os.environ[SOCKET_ENV])
     return Path(config.storage.data_dir) / SOCKET_NAME
 
 

@@ -14,6 +14,8 @@ set -euo pipefail
 readonly SERVICE_USER=kneeroll
 readonly DEVICE_GROUPS=(i2c gpio dialout)
 readonly UNIT_NAME=kneeroll.service
+readonly WEB_USER=kneeroll-web
+readonly WEB_UNIT_NAME=kneeroll-web.service
 # Debian's builds, seen through --system-site-packages: lgpio is not on PyPI
 # for this OS, and building NumPy on a 512 MB Zero 2 W is not an option.
 readonly APT_PACKAGES=(python3-venv python3-pip python3-lgpio python3-numpy python3-gpiozero python3-serial)
@@ -33,7 +35,8 @@ usage() {
 Usage: $(basename "$0") [--uninstall [--purge]] [--dry-run] [--root DIR]
 
 Installs kneeroll into /opt/kneeroll, its configuration into /etc/kneeroll,
-and the kneeroll.service unit; enables I2C and the UART; starts the service.
+and the kneeroll.service and kneeroll-web.service units; enables I2C and the UART;
+starts both services.
 
   --uninstall  stop and remove the service and /opt/kneeroll;
                keep /etc/kneeroll and /var/lib/kneeroll
@@ -110,6 +113,7 @@ set_paths() {
     STATE_DIR="$ROOT/var/lib/kneeroll"
     UNIT_DIR="$ROOT/etc/systemd/system"
     UNIT_FILE="$UNIT_DIR/$UNIT_NAME"
+    WEB_UNIT_FILE="$UNIT_DIR/$WEB_UNIT_NAME"
     DOC_DIR="$VENV/share/doc/kneeroll"
 }
 
@@ -173,6 +177,18 @@ ensure_service_user() {
     )"
     # -a appends: membership in other groups is left alone. Idempotent.
     run usermod --append --groups "$joined" "$SERVICE_USER"
+}
+
+ensure_web_user() {
+    # The phone site's own user: in the daemon's group, so it reads the log,
+    # and in no device group.
+    if user_exists "$WEB_USER"; then
+        say "user $WEB_USER exists"
+    else
+        run useradd --system --gid "$SERVICE_USER" --no-create-home \
+            --home-dir /nonexistent --shell /usr/sbin/nologin \
+            --comment "kneeroll phone site" "$WEB_USER"
+    fi
 }
 
 # --- system packages and interfaces ----------------------------------------
@@ -258,6 +274,7 @@ install_unit() {
     # (systemctl edit kneeroll), which this never touches.
     run install -d -m 0755 "$UNIT_DIR"
     run install -m 0644 "$SCRIPT_DIR/$UNIT_NAME" "$UNIT_FILE"
+    run install -m 0644 "$SCRIPT_DIR/$WEB_UNIT_NAME" "$WEB_UNIT_FILE"
     run systemctl daemon-reload
 }
 
@@ -266,11 +283,11 @@ start_service() {
     if service_is_active; then
         was_running=true
     fi
-    run systemctl enable --now "$UNIT_NAME"
+    run systemctl enable --now "$UNIT_NAME" "$WEB_UNIT_NAME"
     if "$was_running"; then
         # enable --now leaves a running service alone: restart it so the
         # upgraded code and unit take effect.
-        run systemctl restart "$UNIT_NAME"
+        run systemctl restart "$UNIT_NAME" "$WEB_UNIT_NAME"
     fi
 }
 
@@ -280,6 +297,7 @@ do_install() {
     enable_interfaces
     ensure_device_groups
     ensure_service_user
+    ensure_web_user
     ensure_venv
     install_program
     install_docs
@@ -287,6 +305,7 @@ do_install() {
     install_unit
     start_service
     say "installed. Follow it with: journalctl -u kneeroll -f"
+    say "the phone site: http://$(hostname).local:8080/ on the same network (web.port in the config)"
     say "check the hardware: sudo systemctl stop kneeroll &&" \
         "sudo -u kneeroll env LG_WD=/tmp /opt/kneeroll/bin/kneeroll doctor --config /etc/kneeroll/config.toml"
 }
@@ -295,7 +314,8 @@ do_install() {
 
 stop_and_disable() {
     # Tolerate a service that is already gone: uninstall is idempotent too.
-    run systemctl disable --now "$UNIT_NAME" || warn "could not disable $UNIT_NAME (not installed?)"
+    run systemctl disable --now "$UNIT_NAME" "$WEB_UNIT_NAME" ||
+        warn "could not disable $UNIT_NAME and $WEB_UNIT_NAME (not installed?)"
 }
 
 remove_path() {
@@ -308,12 +328,17 @@ remove_path() {
 do_uninstall() {
     stop_and_disable
     remove_path "$UNIT_FILE"
+    remove_path "$WEB_UNIT_FILE"
     run systemctl daemon-reload
     remove_path "${VENV:?}"
     if "$PURGE"; then
         remove_path "$UNIT_FILE.d"
+        remove_path "$WEB_UNIT_FILE.d"
         remove_path "${CONFIG_DIR:?}"
         remove_path "${STATE_DIR:?}"
+        if user_exists "$WEB_USER"; then
+            run userdel "$WEB_USER"
+        fi
         if user_exists "$SERVICE_USER"; then
             run userdel "$SERVICE_USER"
         fi

@@ -144,11 +144,13 @@ def test_fresh_install_runs_every_step_in_order(system):
         "useradd --system --user-group --no-create-home --home-dir /var/lib/kneeroll "
         "--shell /usr/sbin/nologin --comment kneeroll sensor daemon kneeroll",
         "usermod --append --groups i2c,gpio,dialout kneeroll",
+        "useradd --system --gid kneeroll --no-create-home --home-dir /nonexistent "
+        "--shell /usr/sbin/nologin --comment kneeroll phone site kneeroll-web",
         f"python3 -m venv --system-site-packages {venv}",
         f"venv-pip install --no-cache-dir --upgrade --upgrade-strategy only-if-needed {REPO}",
         "systemctl daemon-reload",
         "systemctl is-active --quiet kneeroll.service",
-        "systemctl enable --now kneeroll.service",
+        "systemctl enable --now kneeroll.service kneeroll-web.service",
     ]
 
 
@@ -160,7 +162,9 @@ def test_install_places_config_unit_and_docs(system):
     assert unit.read_text() == UNIT.read_text()
     assert oct(unit.stat().st_mode & 0o777) == "0o644"
     assert system.path("/opt/kneeroll/share/doc/kneeroll/hardware.md").is_file()
-    assert "kneeroll" in system.users()
+    web = system.path("/etc/systemd/system/kneeroll-web.service")
+    assert web.read_text() == (REPO / "systemd" / "kneeroll-web.service").read_text()
+    assert {"kneeroll", "kneeroll-web"} <= set(system.users())
 
 
 def test_the_unit_runs_what_the_script_installs(system):
@@ -189,7 +193,8 @@ def test_second_run_is_idempotent_and_keeps_the_config(system):
 
 def test_a_running_service_is_restarted_to_pick_up_the_upgrade(system):
     result = ok(system.run(service_active=True))
-    assert result.calls[-2:] == ["systemctl enable --now kneeroll.service", "systemctl restart kneeroll.service"]
+    assert result.calls[-2:] == ["systemctl enable --now kneeroll.service kneeroll-web.service",
+                                 "systemctl restart kneeroll.service kneeroll-web.service"]
 
 
 def test_a_venv_without_system_packages_is_rebuilt(system):
@@ -216,7 +221,7 @@ def test_without_raspi_config_it_explains_and_goes_on(system):
     result = ok(system.run())
     assert not any(call.startswith("raspi-config") for call in result.calls)
     assert "enable I2C" in result.stderr
-    assert "systemctl enable --now kneeroll.service" in result.calls
+    assert "systemctl enable --now kneeroll.service kneeroll-web.service" in result.calls
 
 
 def test_reboot_hint_when_i2c_is_not_active_yet(system):
@@ -250,7 +255,7 @@ def test_dry_run_prints_commands_and_changes_nothing(system):
     assert result.calls == ["systemctl is-active --quiet kneeroll.service"]
     printed = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
     assert "+ raspi-config nonint do_i2c 0" in printed
-    assert "+ systemctl enable --now kneeroll.service" in printed
+    assert "+ systemctl enable --now kneeroll.service kneeroll-web.service" in printed
     assert any(line.startswith("+ useradd --system") for line in printed)
     assert any(line.startswith("+ install -m 0644") and line.endswith("config.toml") for line in printed)
 
@@ -273,11 +278,12 @@ def test_uninstall_removes_program_and_unit_but_keeps_config_and_data(system):
     data, dropin = install_then_add_data(system)
     result = ok(system.run("--uninstall"))
     assert result.calls == [
-        "systemctl disable --now kneeroll.service",
+        "systemctl disable --now kneeroll.service kneeroll-web.service",
         "systemctl daemon-reload",
     ]
     assert not system.path("/opt/kneeroll").exists()
     assert not system.path("/etc/systemd/system/kneeroll.service").exists()
+    assert not system.path("/etc/systemd/system/kneeroll-web.service").exists()
     assert system.path("/etc/kneeroll/config.toml").is_file()
     assert data.is_file() and dropin.is_file()
     assert "kneeroll" in system.users()

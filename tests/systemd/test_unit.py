@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from unitfiles import exposure, read_unit, systemd_analyze
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "kneeroll.service"
@@ -18,24 +18,10 @@ DEFAULT_CONFIG = REPO / "kneeroll_device" / "default_config.toml"
 MAX_EXPOSURE = 1.5
 
 
-def read_unit(path: Path = UNIT) -> list[tuple[str, str, str]]:
-    """(section, key, value) for every assignment, in order; keys may repeat."""
-    entries = []
-    section = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1]
-            continue
-        key, _, value = line.partition("=")
-        entries.append((section, key.strip(), value.strip()))
-    return entries
 
 
 def values(key: str, section: str = "Service") -> list[str]:
-    return [v for s, k, v in read_unit() if s == section and k == key]
+    return [v for s, k, v in read_unit(UNIT) if s == section and k == key]
 
 
 def value(key: str, section: str = "Service") -> str:
@@ -90,7 +76,9 @@ def test_lgpio_gets_a_writable_working_directory():
 def test_state_and_configuration_directories():
     assert value("StateDirectory") == "kneeroll"
     assert value("ConfigurationDirectory") == "kneeroll"
-    assert value("UMask") == "0077"
+    # the group (the phone site's user) may read the log, nobody else
+    assert value("StateDirectoryMode") == "0750"
+    assert value("UMask") == "0027"
 
 
 def test_devices_of_the_default_config_are_allowed_and_nothing_else_is_open():
@@ -141,11 +129,6 @@ def test_proc_stays_complete_for_gpiozero():
 # --- systemd's own checks ---------------------------------------------------------------
 
 
-def systemd_analyze() -> str:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
-    return tool
 
 
 def runnable_copy(tmp_path: Path) -> Path:
@@ -181,17 +164,6 @@ def test_verify_would_notice_a_mistake(tmp_path):
     assert "NoNewPrivilegez" in result.stderr
 
 
-def exposure(tool: str, unit: Path) -> float:
-    result = subprocess.run(
-        [tool, "security", "--offline=true", "--no-pager", str(unit)],
-        capture_output=True, text=True, timeout=60,
-    )
-    match = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
-    if match is None:
-        if "offline" in result.stderr:
-            pytest.skip("this systemd-analyze has no --offline (systemd >= 250 needed)")
-        pytest.fail(f"no exposure level in systemd-analyze output:\n{result.stdout}\n{result.stderr}")
-    return float(match.group(1))
 
 
 def test_security_exposure_is_low():

@@ -33,6 +33,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int) -> None:
+    """The server said it serves; the socket is bound a moment later (uvicorn starts the app first)."""
+    for _ in range(600):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -89,6 +99,7 @@ def site(demo_log):
     server = subprocess.Popen([sys.executable, "-m", "kneeroll_device.cli", "web", "--port", str(port), "--bind",
                                "127.0.0.1", "--data-dir", str(demo_log)], stdout=subprocess.PIPE, text=True)
     assert server.stdout.readline().startswith("kneeroll web: serving")
+    wait_for_port(port)
     yield f"http://localhost:{port}"
     server.terminate()
     server.wait(timeout=10)

@@ -228,7 +228,11 @@ class StrokeCounter:
         (g), the gyro's rate less its bias (deg/s, None without a gyro) and the squeeze (N,
         NaN without force data)."""
         self._follow_travel(accel, rate)
-        if self._turned_over(tilt):
+        if self._turned_over(tilt) and force < GRIP_N:
+            # the roller turned over in the hands (the pads cannot stay on the leg through
+            # half a turn). Without force data this cannot be told from a wide swing out and
+            # back (an arm's, a torso's); the pairing of out and back keeps a one-way turn
+            # from being a stroke anyway
             self._restart()
             return None
         let_go = force < GRIP_N <= self._force  # (False without force data: NaN compares False)

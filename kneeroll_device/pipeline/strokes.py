@@ -61,6 +61,9 @@ RHYTHM_MIN_HALVES = 4
 STEADY_UNEVENNESS = 0.2
 # no two strokes end closer than this: the quickest rolling, 60 a minute, ends one a second
 STROKE_SPACING_S = 0.7
+# a cycle out and back in less than half the median of the last five (over 12 s) is a
+# wobble within a stroke: people keep a cadence within a fifth or so within a set
+WOBBLE_SHARE = 0.5
 TURN_SHARE = 0.5  # a turning point is confirmed once the tilt came back half the recent swing ...
 STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
 MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
@@ -211,6 +214,7 @@ class StrokeCounter:
         self.last_stroke_t = -math.inf
         self.last_end_t = -math.inf  # when the newest stroke's movement ended (its turning point)
         self._force = math.nan
+        self._recent_periods: deque[tuple[float, float]] = deque(maxlen=5)  # (end, duration) of recent cycles
 
     @property
     def travel(self) -> float:
@@ -253,6 +257,8 @@ class StrokeCounter:
             counted = track is self._counted
             if lone is not None and lone.travelled and counted:
                 self.moved = lone
+            if stroke is not None and counted and self._a_wobble(*stroke):
+                stroke = None
             if stroke is not None and counted and stroke[1].end_t - self.last_end_t >= STROKE_SPACING_S:
                 # (a stroke the other signal told just before the count moved here is not told again)
                 event = self._stroke(t, *stroke)
@@ -317,6 +323,19 @@ class StrokeCounter:
             pending = track.restart()
             if pending is not None and pending.travelled and track is self._counted:
                 self.moved = pending
+
+    def _a_wobble(self, out: HalfStroke, back: HalfStroke) -> bool:
+        """Out and back in less than half the recent strokes' time: a wobble within a
+        stroke, not a stroke (people roll at a steady cadence, within a fifth or so). The
+        cycles that were not counted are remembered too, so a cadence that really doubled
+        is followed after three of its strokes."""
+        recent = self._recent_periods
+        while recent and recent[0][0] < back.end_t - RHYTHM_WINDOW_S:
+            recent.popleft()
+        period = back.end_t - out.start_t
+        periods = sorted(p for _, p in recent)
+        recent.append((back.end_t, period))
+        return len(periods) >= 3 and period < WOBBLE_SHARE * periods[len(periods) // 2]
 
     def _stroke(self, t: float, out: HalfStroke, back: HalfStroke) -> StrokeEvent:
         self.count += 1

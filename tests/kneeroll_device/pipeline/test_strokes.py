@@ -15,19 +15,32 @@ LENGTH_M = 0.15
 TAPER_RAD_PER_M = 0.4
 
 
+def cycle_at(s: float, periods: list[float], sizes: list[float]) -> tuple[float, float, float]:
+    """Position, speed and acceleration s seconds into strokes of the given periods and sizes."""
+    for period, size in zip(periods, sizes):
+        if s < period:
+            omega = 2 * math.pi / period
+            half = LENGTH_M * size / 2
+            return half * (1 - math.cos(omega * s)), half * omega * math.sin(omega * s), half * omega**2 * math.cos(omega * s)
+        s -= period
+    return 0.0, 0.0, 0.0
+
+
 def rolling(strokes: int, *, squeeze_n: float = 80.0, travel: bool = True, twist_deg: float = 0.0,
-            twist_period_s: float = 1.1, force: bool = True, mount=np.eye(3)):
-    """Frames of rest, then ``strokes`` strokes, then rest: (t, tilt, accel g, rate deg/s, force N)."""
+            twist_period_s: float = 1.1, force: bool = True, mount=np.eye(3), periods: list[float] | None = None,
+            sizes: list[float] | None = None):
+    """Frames of rest, then ``strokes`` strokes (of ``periods``, PERIOD_S each by default; ``sizes``
+    a share of LENGTH_M each), then rest: (t, tilt, accel g, rate deg/s, force N)."""
     frames = []
-    omega = 2 * math.pi / PERIOD_S
-    rolling_s = strokes * PERIOD_S
+    periods = periods or [PERIOD_S] * strokes
+    sizes = sizes or [1.0] * len(periods)
+    rolling_s = sum(periods)
     for k in range(int((rolling_s + 6.0) / FRAME_S)):
         t = k * FRAME_S
         s = min(max(t - 2.0, 0.0), rolling_s)
         on = 2.0 <= t < 2.0 + rolling_s
-        x = LENGTH_M / 2 * (1 - math.cos(omega * s))
-        v = LENGTH_M / 2 * omega * math.sin(omega * s) if on else 0.0
-        a = LENGTH_M / 2 * omega**2 * math.cos(omega * s) if on and travel else 0.0
+        x, v, a = cycle_at(s, periods, sizes)
+        a = a if on and travel else 0.0
         pitch, pitch_rate = TAPER_RAD_PER_M * x, TAPER_RAD_PER_M * v
         wt = 2 * math.pi / twist_period_s
         roll = math.radians(twist_deg) * math.sin(wt * t) if on else 0.0
@@ -89,3 +102,18 @@ def test_a_twist_at_its_own_rhythm_moves_the_count_to_the_squeeze(twist_period_s
     ends = [2.0 + PERIOD_S * (i + 1) for i in range(16) if 2.0 + PERIOD_S * (i + 1) >= 14.0]
     assert [sum(0.0 <= t - end <= 0.9 for t in told) for end in ends] == [1] * len(ends)
     assert all(any(0.0 <= t - end <= 0.9 for end in ends) for t in told if t >= 14.0)
+
+
+def test_a_quick_wobble_within_a_steady_rhythm_is_not_a_stroke():
+    # out and back in 0.9 s, half as far, between strokes of 2 s: an arm bouncing at the
+    # bottom of a squat, a hand adjusting its grip
+    periods = [2.0] * 5 + [0.9] + [2.0] * 3
+    sizes = [1.0] * 5 + [0.5] + [1.0] * 3
+    _, told = count(rolling(0, periods=periods, sizes=sizes))
+    assert len(told) == 8
+
+
+def test_a_cadence_that_really_doubles_is_followed_after_a_few_of_its_strokes():
+    periods = [2.4] * 5 + [1.0] * 8
+    _, told = count(rolling(0, periods=periods))
+    assert 13 - 3 <= len(told) <= 13

@@ -170,7 +170,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         raise InputError(f"no session log at {path}", "run a session first, or pass the right --data-dir")
     try:
         if readonly:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
+            db = _open_readonly(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=5.0, check_same_thread=False, isolation_level=None)
@@ -195,6 +195,22 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """Read-only; also where the reader may not write at all (a read-only mount, another
+    user's log): a WAL log's reader creates the -shm index beside it, and where it cannot,
+    a log with no -wal file (no writer has it open, everything is in the file) is opened as
+    immutable, which needs no index and takes no locks."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if Path(f"{path}-wal").exists():
+            raise
+    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, timeout=5.0, check_same_thread=False)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -394,3 +395,25 @@ def test_no_log_is_a_clear_error(tmp_path):
     # most often the wrong --data-dir: bad input (exit 2), with the fix in the message
     with pytest.raises(InputError, match="no session log.*--data-dir"):
         store.open_log(tmp_path / "missing")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="reads as root without its capabilities (setpriv): needs root")
+def test_a_log_copied_without_its_wal_files_is_read_where_the_reader_cannot_write(tmp_path):
+    """The reader can write nothing beside the log (a read-only mount, another user's
+    folder): a WAL reader's -shm index cannot be made, and the log must still be read."""
+    folder = tmp_path / "log"
+    with SessionLog(folder) as log:
+        sid = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
+        log.finish_session(sid, {"outcome": "completed", "steps": []}, 10.0)
+        assert log.flush()
+    assert not (folder / (DB_NAME + "-wal")).exists()  # a clean close leaves none
+    # another user's folder, readable by all: root without its capabilities cannot write in it
+    os.chown(folder, 65534, 65534)
+    os.chmod(folder, 0o555)
+    done = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m",
+                           "kneeroll_device.cli", "history", "--json", "--data-dir", str(folder)],
+                          capture_output=True, text=True, timeout=60)
+    os.chmod(folder, 0o755)
+    assert done.returncode == 0, done.stderr
+    assert [s["id"] for s in json.loads(done.stdout)["sessions"]] == [sid]

@@ -96,9 +96,9 @@ def _plot_out(path: Path) -> Path:
 
 
 def _open(config):
-    from .store import open_log
+    from .store import open_log, reading_data_dir
 
-    return open_log(config.storage.data_dir)
+    return open_log(reading_data_dir(config))
 
 
 # --- history ------------------------------------------------------------------------------------

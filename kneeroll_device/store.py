@@ -712,6 +712,26 @@ def record_calibration(data_dir: str | Path, sensor: str, detail: dict) -> None:
 # --- reading -----------------------------------------------------------------------------
 
 
+SERVICE_DATA_DIR = Path("/var/lib/kneeroll")  # the service's StateDirectory= (systemd/kneeroll.service)
+
+
+def reading_data_dir(config) -> Path:
+    """Where the readers (history, show, plot, report, export, web) look for the log.
+
+    The configured place; but on the Pi, where the service keeps its log in its own
+    directory, a user who left the data dir at its default and has no log of their own
+    reads the service's (install.sh puts them in its group, which may read it).
+    """
+    from .config import default_data_dir
+
+    data_dir = Path(config.storage.data_dir)
+    if data_dir != default_data_dir() or (data_dir / DB_NAME).exists():
+        return data_dir
+    if os.access(SERVICE_DATA_DIR / DB_NAME, os.R_OK):
+        return SERVICE_DATA_DIR
+    return data_dir
+
+
 def open_log(data_dir: str | Path) -> sqlite3.Connection:
     return connect(Path(data_dir) / DB_NAME, readonly=True)
 

@@ -179,6 +179,16 @@ ensure_service_user() {
     run usermod --append --groups "$joined" "$SERVICE_USER"
 }
 
+add_owner_to_group() {
+    # The person who ran `sudo install.sh` may read the service's log without sudo:
+    # `kneeroll history` (show, plot, report, export) finds it in /var/lib/kneeroll.
+    local owner="${SUDO_USER:-}"
+    if [[ -n "$owner" && "$owner" != root ]] && user_exists "$owner"; then
+        run usermod --append --groups "$SERVICE_USER" "$owner"
+        say "$owner may now read the session log (log in again for the group to apply)"
+    fi
+}
+
 ensure_web_user() {
     # The phone site's own user: in the daemon's group, so it reads the log,
     # and in no device group.
@@ -298,6 +308,7 @@ do_install() {
     ensure_device_groups
     ensure_service_user
     ensure_web_user
+    add_owner_to_group
     ensure_venv
     install_program
     install_docs

@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 from ..errors import KneerollError
 from ..insight import duration_text, history_document, programme_of, report_document, show_document
 from ..live import live_socket_path
-from ..store import DB_NAME, SESSION_COLUMNS, event_rows, open_log, present, pressure_rows
+from ..store import DB_NAME, SESSION_COLUMNS, event_rows, open_log, present, pressure_rows, reading_data_dir
 from .charts import pressure_svg
 from .feed import LiveFeed
 from .security import Guard, allowed_hosts
@@ -36,7 +36,7 @@ def create_app(config, *, feed: LiveFeed | None = None) -> Guard:
     """The site over the config's log; ``feed`` is the live socket's reader (one is made from the config)."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["duration"] = duration_text
-    data_dir = Path(config.storage.data_dir)
+    data_dir = reading_data_dir(config)
     routine, per_day, programme_days = programme_of(config)
     feed = feed or LiveFeed(live_socket_path(config))
 

@@ -417,3 +417,23 @@ def test_a_log_copied_without_its_wal_files_is_read_where_the_reader_cannot_writ
     os.chmod(folder, 0o755)
     assert done.returncode == 0, done.stderr
     assert [s["id"] for s in json.loads(done.stdout)["sessions"]] == [sid]
+
+
+def test_readers_find_the_services_log_when_the_user_has_none(tmp_path, monkeypatch):
+    service = tmp_path / "var-lib-kneeroll"
+    with SessionLog(service) as log:
+        log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
+        assert log.flush()
+    monkeypatch.setattr(store, "SERVICE_DATA_DIR", service)
+    for variable in ("KNEEROLL_DATA_DIR", "STATE_DIRECTORY", "KNEEROLL_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home-share"))
+    from kneeroll_device.config import load_config
+
+    config = load_config(None)
+    assert store.reading_data_dir(config) == service
+    # the user's own log, or a data dir they chose, comes first
+    assert store.reading_data_dir(config.replace(storage={"data_dir": str(tmp_path / "mine")})) == tmp_path / "mine"
+    with SessionLog(tmp_path / "home-share" / "kneeroll") as own:
+        assert own.flush()
+    assert store.reading_data_dir(config) == tmp_path / "home-share" / "kneeroll"

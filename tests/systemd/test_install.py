@@ -95,7 +95,8 @@ class FakeSystem:
     def remove_stub(self, name: str):
         (self.bin / name).unlink()
 
-    def run(self, *args: str, service_active: bool = False, use_env_root: bool = False) -> Result:
+    def run(self, *args: str, service_active: bool = False, use_env_root: bool = False,
+            sudo_user: str | None = None) -> Result:
         self.log.write_text("")
         env = {
             "PATH": str(self.bin),
@@ -103,6 +104,8 @@ class FakeSystem:
             "FAKE_ROOT": str(self.root),
             "STUB_ACTIVE": "0" if service_active else "3",
         }
+        if sudo_user is not None:
+            env["SUDO_USER"] = sudo_user
         if use_env_root:
             env["KNEEROLL_ROOT"] = str(self.root)
             argv = [BASH, str(SCRIPT), *args]
@@ -152,6 +155,15 @@ def test_fresh_install_runs_every_step_in_order(system):
         "systemctl is-active --quiet kneeroll.service",
         "systemctl enable --now kneeroll.service kneeroll-web.service",
     ]
+
+
+def test_the_person_who_ran_sudo_joins_the_group_that_reads_the_log(system):
+    with system.path("/etc/passwd").open("a") as passwd:
+        passwd.write("alice:x:1000:1000::/home/alice:/bin/bash\n")
+    result = ok(system.run(sudo_user="alice"))
+    assert "usermod --append --groups kneeroll alice" in result.calls
+    assert "alice may now read the session log" in result.stdout
+    assert not any("groups kneeroll root" in c for c in ok(system.run(sudo_user="root")).calls)
 
 
 def test_install_places_config_unit_and_docs(system):

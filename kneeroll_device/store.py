@@ -852,10 +852,12 @@ def completed_days(db: sqlite3.Connection, *, routine: str | None = None, tz: tz
 
 
 def resolve_session(db: sqlite3.Connection, which: str) -> int:
-    if which == "last":
+    if which.strip().lower() == "last":
         row = db.execute("SELECT MAX(id) FROM sessions").fetchone()
         if row[0] is None:
-            raise StoreError("the session log has no sessions yet", "run a session first")
+            # like asking for a session id that is not there: what was asked for does not exist
+            raise InputError("the session log has no sessions yet, so there is no last one",
+                             "run a session first, or kneeroll demo")
         return int(row[0])
     try:
         session_id = int(which)

@@ -176,6 +176,14 @@ def test_show_puts_each_target_against_what_was_achieved(data_dir):
     assert code == 0
     assert "Mid-thigh trigger points" in out and "64 kPa (limit 60)" in out and "samples_lost 12" in out
     assert run_json("show", "1", "--data-dir", str(data_dir))["session"]["id"] == 1
+    assert run("show", "LAST", "--data-dir", str(data_dir))[0] == 0
+
+
+def test_show_last_on_an_empty_log_is_bad_input_not_a_failure(tmp_path):
+    with SessionLog(tmp_path) as log:
+        assert log.flush()
+    code, _, err = run("show", "last", "--data-dir", str(tmp_path))
+    assert code == 2 and "no sessions yet" in err and "kneeroll demo" in err
 
 
 @pytest.mark.parametrize("argv, message, fix", [

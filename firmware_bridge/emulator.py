@@ -431,7 +431,11 @@ class PicoEmulator:
     def on_pty(cls, *, link_path: str | None = None, **kwargs: Any) -> "PicoEmulator":
         """Serve on a new pty; ``.port_name`` is a stable path to give the host."""
         endpoint = _PtyEndpoint(link_path)
-        return cls(endpoint.name, _endpoint=endpoint, **kwargs)
+        try:
+            return cls(endpoint.name, _endpoint=endpoint, **kwargs)
+        except BaseException:
+            endpoint.close()  # bad settings: leave no pty or folder behind
+            raise
 
     # --- lifecycle -------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -310,11 +311,13 @@ def test_ramp_and_squeeze_signals():
     assert np.array_equal(sim(t), counts)  # deterministic
 
 
-def test_emulator_rejects_bad_settings():
+def test_emulator_rejects_bad_settings_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(InputError):
         PicoEmulator.on_pty(batch=0)
     with pytest.raises(InputError):
         PicoEmulator.on_pty(rate_hz=0)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_close_twice_and_the_pty_path_is_gone():

@@ -43,6 +43,7 @@ def cmd_demo(args) -> int:
     person_scenario = "normal" if args.scenario in DEMO_ONLY_SCENARIOS else args.scenario
     legs = 2 if config.routine.leg == "both" else 1
     session = simulate_session(routine, seed=args.seed, scenario=person_scenario, legs=legs)
+    _check_fault_at(args, session.duration)
     live = not args.json
 
     def on_action(action, daemon):
@@ -92,6 +93,20 @@ def cmd_demo(args) -> int:
         sys.stderr.write(f"{PROG}: error: the session was not logged in full ({lost} writes lost) "
                          f"(fix: free space where the log lives, {daemon.store.path.parent}, and run again)\n")
     return 0 if result is not None and logged else 1
+
+
+def _check_fault_at(args, duration: float) -> None:
+    """--fault-at only means something for a scenario with a fault, and within the routine."""
+    from .demo import SCENARIO_FAULTS
+
+    if args.fault_at is None:
+        return
+    if args.scenario not in SCENARIO_FAULTS and args.scenario != "imu-fault":
+        raise InputError(f"--fault-at goes with a scenario that has a fault, not {args.scenario!r}",
+                         "add --scenario sensor-fault or --scenario imu-fault")
+    if args.fault_at >= duration:
+        raise InputError(f"--fault-at {args.fault_at:g} is after the end of this routine ({duration:.0f} s)",
+                         f"choose a time from 0 to {duration:.0f} s")
 
 
 def _start_site(config, args):

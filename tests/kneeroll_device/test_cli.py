@@ -145,6 +145,16 @@ def test_a_negative_seed_is_a_usage_error(capsys):
     assert err.count("\n") == 1 and "--seed" in err and "-1" in err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["--fault-at", "50"], "goes with a scenario that has a fault"),
+    (["--scenario", "sensor-fault", "--fault-at", "5000"], "after the end of this routine"),
+])
+def test_a_fault_time_that_would_be_ignored_is_refused(tmp_path, capsys, argv, said):
+    assert main(["demo", "--data-dir", str(tmp_path), *argv]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "kneeroll.db").exists()  # refused before anything ran
+
+
 def test_a_session_the_full_disk_kept_out_of_the_log_is_not_reported_as_logged(tmp_path, monkeypatch, capsys):
     import kneeroll_device.store as store
 

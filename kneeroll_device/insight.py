@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
-from .cliutil import add_common_options, fmt, json_out, load_for, whole_in
+from .cliutil import PROG, add_common_options, fmt, json_out, load_for, whole_in
 from .errors import InputError, KneerollError
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -145,10 +145,17 @@ def cmd_history(args) -> int:
                   f"{r['outcome'].replace('_', ' '):<11} {r['steps_done']:>2}/{r['steps_total']:<2} "
                   f"{duration_text(r['duration_s']):>6} {r['strokes']:>7} {r['reps']:>5}  {kpa:>13}")
     p = document["progress"]
-    print(f"today: {p['sessions_today']} of {p['sessions_per_day']} sessions done; streak: {p['streak_days']} "
+    print(f"today: {_today_text(p)}; streak: {p['streak_days']} "
           f"day{'s' if p['streak_days'] != 1 else ''} with {p['sessions_per_day']} (programme: {p['programme_days']} days"
           f"{', reached' if p['programme_done'] else ''})" + ("" if args.include_demo else "; demo sessions not counted"))
     return 0
+
+
+def _today_text(progress: dict) -> str:
+    done, target = progress["sessions_today"], progress["sessions_per_day"]
+    if done > target:
+        return f"{done} sessions done, over the target of {target}"
+    return f"{done} of {target} sessions done"
 
 
 # --- show -------------------------------------------------------------------------------------------
@@ -563,6 +570,10 @@ def cmd_report(args) -> int:
     with _open(config) as db:
         document = report_document(db, days=args.days, routine=routine, per_day=per_day, programme_days=programme_days,
                                    include_demo=args.include_demo)
+        demos = 0 if args.include_demo else db.execute("SELECT COUNT(*) FROM sessions WHERE source='demo'").fetchone()[0]
+    if document["sessions"] == 0 and demos:
+        sys.stderr.write(f"{PROG}: note: no sessions of your own in these days; the log holds {demos} demo "
+                         f"session{'s' if demos != 1 else ''}: add --include-demo to draw them\n")
     plots.plot_report(out, document)
     document = {"out": str(out), **document}
     if args.json:

@@ -158,7 +158,9 @@ def plot_report(out: Path, report: dict) -> Path:
             for d in range(7):
                 day = start + timedelta(days=7 * w + d)
                 if first <= day <= last:
-                    cal.text(w, d, str(day.day), ha="center", va="center", fontsize=7,
+                    # the first of a month by its name, so the calendar reads without the axis
+                    cal.text(w, d, day.strftime("%b") if day.day == 1 else str(day.day), ha="center", va="center",
+                             fontsize=7,
                              color="white" if counts.get(day, 0) >= per_day else "#333333")
     cal.set_yticks(range(7), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], fontsize=8)
     step = max(1, weeks // 12)
@@ -174,7 +176,8 @@ def plot_report(out: Path, report: dict) -> Path:
     cal.tick_params(which="minor", length=0)
     progress = report["progress"]
     cal.set_title(f"Sessions a day, {report['from']} to {report['to']}: {report['days_meeting_target']} of "
-                  f"{report['days']} days with {per_day}; streak {progress['streak_days']} days "
+                  f"{report['days']} days with {per_day}; streak {progress['streak_days']} "
+                  f"day{'s' if progress['streak_days'] != 1 else ''} "
                   f"(programme {progress['programme_days']})", fontsize=11, loc="left")
     legend = [Patch(color=colours[n], label=f"{n}{'+' if n == per_day else ''} session{'s' if n != 1 else ''}")
               for n in range(per_day + 1)]
@@ -182,7 +185,7 @@ def plot_report(out: Path, report: dict) -> Path:
 
     palette = plt.get_cmap("tab10")
     weekly = report["days"] > 90  # a year of daily points is noise: a point a week reads better
-    trends = [dict(s, points=_weekly(s["points"], first)) for s in report["trends"]] if weekly else report["trends"]
+    trends = [dict(s, points=_weekly(s["points"], first, last)) for s in report["trends"]] if weekly else report["trends"]
     per = "weekly mean" if weekly else "daily mean"
     marker = "-o" if report["days"] <= 60 or weekly else "-"
 
@@ -238,22 +241,32 @@ def plot_report(out: Path, report: dict) -> Path:
             ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False)
         else:
             ax.text(0.5, 0.5, "no steps logged in these days", transform=ax.transAxes, ha="center", color="#777777")
-    fig.autofmt_xdate()
+    # the three trend panels share the dates: labelled once, at the bottom (not autofmt_xdate,
+    # which would hide the calendar's week labels too)
+    for ax in (ax_p, ax_r):
+        ax.tick_params(labelbottom=False)
+    for label in ax_s.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
     fig.subplots_adjust(left=0.07, right=0.78, top=0.96, bottom=0.08)
     _save(fig, out)
     plt.close(fig)
     return out
 
 
-def _weekly(points: list[dict], first: date) -> list[dict]:
-    """Daily trend points as weekly ones (session-weighted means), dated at each week's middle."""
+def _weekly(points: list[dict], first: date, last: date) -> list[dict]:
+    """Daily trend points as weekly ones (session-weighted means), dated at the middle of the
+    week's days in the report (the current week is cut short at today: its point must not
+    fall after today, off the chart)."""
     weeks: dict[int, list[dict]] = {}
     for p in points:
         weeks.setdefault((date.fromisoformat(p["date"]) - first).days // 7, []).append(p)
     out = []
     for week, group in sorted(weeks.items()):
         n = sum(p["sessions"] for p in group)
-        row = {"date": (first + timedelta(days=7 * week + 3)).isoformat(), "sessions": n}
+        begins = first + timedelta(days=7 * week)
+        ends = min(begins + timedelta(days=6), last)
+        row = {"date": (begins + (ends - begins) // 2).isoformat(), "sessions": n}
         for key in ("mean_kpa", "reps", "strokes", "active_s"):
             have = [(p[key], p["sessions"]) for p in group if p[key] is not None]
             weight = sum(w for _, w in have)

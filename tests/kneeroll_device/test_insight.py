@@ -288,6 +288,33 @@ def test_report_draws_adherence_and_trends(data_dir, tmp_path):
     assert run("report", "--days", "365", "--out", str(year), "--data-dir", str(data_dir))[0] == 0 and is_png(year)
 
 
+def test_weekly_points_of_the_current_week_stay_on_the_chart():
+    from kneeroll_device.plots import _weekly
+
+    first, today = date(2026, 1, 1), date(2026, 4, 2)  # the last week holds one day only
+    points = [{"date": "2026-04-02", "sessions": 2, "mean_kpa": 20.0, "reps": 7, "strokes": 0, "active_s": 10.0},
+              {"date": "2026-01-02", "sessions": 1, "mean_kpa": 10.0, "reps": 5, "strokes": 0, "active_s": 5.0}]
+    weekly = _weekly(points, first, today)
+    assert [p["date"] for p in weekly] == ["2026-01-04", "2026-04-02"]  # mid-week, and today at most
+
+
+def test_a_report_of_demo_sessions_only_hints_at_include_demo(tmp_path):
+    with SessionLog(tmp_path) as log:
+        log_session(log, outcome="completed", source="demo")
+        assert log.flush()
+    code, _, err = run("report", "--out", str(tmp_path / "r.png"), "--data-dir", str(tmp_path))
+    assert code == 0 and "--include-demo" in err and "1 demo session:" in err
+
+
+def test_history_says_when_today_is_over_the_target(tmp_path):
+    with SessionLog(tmp_path) as log:
+        for _ in range(3):
+            log_session(log, outcome="completed", source="run")
+        assert log.flush()
+    code, out, _ = run("history", "--data-dir", str(tmp_path))
+    assert code == 0 and "today: 3 sessions done, over the target of 2;" in out
+
+
 def test_plots_want_an_image_name(data_dir, tmp_path):
     code, _, err = run("plot", "last", "--out", str(tmp_path / "plot.txt"), "--data-dir", str(data_dir))
     assert code == 2 and ".png" in err

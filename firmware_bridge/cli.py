@@ -13,6 +13,7 @@ import json
 import signal as signals
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ def register_calibrate(calibrate_subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="the config file (default: the built-in defaults)")
     parser.add_argument("--seconds", type=float, default=2.0, metavar="S",
                         help="how long to average each step (default 2)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as one JSON document on stdout (the prompts go to stderr)")
     parser.set_defaults(func=calibrate_force_command)
     return parser
 
@@ -176,12 +179,13 @@ def calibrate_force_command(args: Any) -> int:
                 )
             if link.fault is not None:
                 raise link.fault
+            # with --json the prompts go to stderr, so that stdout is the document alone
+            prompts = sys.stderr if args.json else sys.stdout
             calibration = calibrate_force(
-                link, args.known_mass, ask=input, say=lambda text: print(text, flush=True), settle_s=args.seconds
+                link, args.known_mass, ask=lambda text: _ask(text, prompts),
+                say=lambda text: print(text, file=prompts, flush=True), settle_s=args.seconds,
             )
         path = calibration.save(data_dir)
-        from dataclasses import asdict
-
         from kneeroll_device.store import record_calibration
 
         record_calibration(data_dir, "force", asdict(calibration))
@@ -190,11 +194,20 @@ def calibrate_force_command(args: Any) -> int:
     except (EOFError, KeyboardInterrupt):
         print("kneeroll calibrate force: cancelled, nothing saved", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps({"sensor": "force", "known_mass_kg": args.known_mass, **asdict(calibration),
+                          "saved_to": str(path)}, indent=2))
+        return 0
     print(
         f"{calibration.counts_per_newton:.3f} counts per newton, zero at {calibration.zero_offset:.0f} counts; "
         f"saved to {path}"
     )
     return 0
+
+
+def _ask(text: str, out) -> str:
+    print(text, end="", file=out, flush=True)
+    return input("")
 
 
 def _on_signals(handler: Any) -> dict[int, Any]:

@@ -267,17 +267,22 @@ def cmd_config_show(args) -> int:
 
 def cmd_cues(args) -> int:
     from .clock import SystemClock
-    from .cues import CUE_NAMES, CuePlayer, mock_pin_factory
+    from .cues import CUE_NAMES, CuePlayer, describe, mock_pin_factory
 
     config = load_for(args)
+    cues = [describe(name, config.cues) for name in CUE_NAMES]
+    if args.json:
+        json_out({"cues": cues, "quiet": config.cues.quiet})
+        return 0
     if not args.preview:
-        for name in CUE_NAMES:
-            print(name)
+        for cue in cues:
+            print(f"{cue['name']:<17} {cue['means']}\n{'':<17} {cue['text']}")
         return 0
     factory = None if args.real_pins else mock_pin_factory()
     with CuePlayer(config.pins, config.cues, clock=SystemClock(), pin_factory=factory) as player:
-        for name in CUE_NAMES:
-            print(f"{name} ...", flush=True)
+        for cue in cues:
+            name = cue["name"]
+            print(f"{name}: {cue['means']}. {cue['text']}", flush=True)
             player.play(name, None)
             player.wait_idle(timeout=10.0)
             SystemClock().sleep(0.6)
@@ -351,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     cues = commands.add_parser("cues", help="list the cues, or play each one")
     cues.add_argument("--preview", action="store_true", help="play every cue in turn")
     cues.add_argument("--real-pins", action="store_true", help="on a Pi: use the real pins, not mock ones")
-    add_common_options(cues)
+    add_common_options(cues, json_flag=True)
     cues.set_defaults(func=cmd_cues)
 
     calibrate = commands.add_parser("calibrate", help="calibrate the IMU or the force sensor")

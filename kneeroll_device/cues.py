@@ -63,6 +63,34 @@ PATTERNS: dict[str, tuple[Note, ...]] = {
     "idle_reminder": (Note(0.04, 0.8, 0.4, BLUE),),
 }
 CUE_NAMES = tuple(name for name in PATTERNS if name != "session_start_extra")
+MEANINGS = {
+    "session_start": "a session begins",
+    "session_start_extra": "a session begins, and today's sessions are already done",
+    "step_start": "a step begins (the LED takes the step's colour)",
+    "halfway": "the step is half done",
+    "step_done": "the step's target is reached: move on when ready",
+    "session_done": "the session is complete",
+    "pressure_warning": "pressing too hard for this step: ease off",
+    "sensor_fault": "a sensor stopped answering",
+    "idle_reminder": "nothing has happened for a while: still there?",
+}
+COLOUR_NAMES = {WHITE: "white", GREEN: "green", RED: "red", ORANGE: "orange", BLUE: "blue", None: "the step's colour"}
+
+
+def tone_hz(pitch: float, low_hz: float, high_hz: float) -> float:
+    """A note's pitch (0-1) as the passive buzzer's frequency: even steps on a log scale."""
+    return low_hz * (high_hz / low_hz) ** min(1.0, max(0.0, pitch))
+
+
+def describe(name: str, cues_config) -> dict:
+    """What a cue means, and what the LED and the buzzer do, for someone without the pod."""
+    notes = PATTERNS[name]
+    tones = [{"on_s": n.on_s, "off_s": n.off_s, "hz": round(tone_hz(n.pitch, cues_config.tone_low_hz, cues_config.tone_high_hz)),
+              "led": COLOUR_NAMES[n.colour]} for n in notes]
+    sound = "silent (quiet mode)" if cues_config.quiet else ", ".join(f"{t['on_s']:g} s at {t['hz']} Hz" for t in tones)
+    colours = list(dict.fromkeys(t["led"] for t in tones))
+    text = f"{len(notes)} note{'s' if len(notes) != 1 else ''}: {sound}; LED {' then '.join(colours)}"
+    return {"name": name, "means": MEANINGS[name], "notes": tones, "text": text}
 URGENT = {"pressure_warning"}
 
 
@@ -195,8 +223,7 @@ class CuePlayer:
             buzzer.off() if hasattr(buzzer, "off") else buzzer.stop()
             return
         if hasattr(buzzer, "play"):  # TonalBuzzer: a pitch within its range
-            low, high = buzzer.min_tone.frequency, buzzer.max_tone.frequency
-            buzzer.play(low * (high / low) ** min(1.0, max(0.0, pitch)))
+            buzzer.play(tone_hz(pitch, buzzer.min_tone.frequency, buzzer.max_tone.frequency))
         else:
             buzzer.on()
 

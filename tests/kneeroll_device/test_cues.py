@@ -72,3 +72,28 @@ def test_a_warning_goes_ahead_of_waiting_cues():
         assert [r.pattern for r in player.history] == ["pressure_warning", "session_start", "step_start"]
     finally:
         player.close()
+
+
+def test_every_cue_is_described_for_someone_without_the_pod():
+    from kneeroll_device.config import load_config
+    from kneeroll_device.cues import CUE_NAMES, MEANINGS, PATTERNS, describe
+
+    config = load_config(None)
+    assert set(MEANINGS) == set(PATTERNS)
+    warning = describe("pressure_warning", config.cues)
+    assert warning["means"].startswith("pressing too hard")
+    assert warning["text"] == "4 notes: 0.06 s at 1760 Hz, 0.06 s at 1760 Hz, 0.06 s at 1760 Hz, 0.06 s at 1760 Hz; LED red"
+    quiet = config.replace(cues={"quiet": True}).cues
+    assert "silent" in describe("step_done", quiet)["text"]
+    assert all(describe(name, config.cues)["notes"] for name in CUE_NAMES)
+
+
+def test_cues_json_lists_each_cue_with_its_notes(capsys):
+    import json
+
+    from kneeroll_device.cli import main
+
+    assert main(["cues", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in document["cues"]][:2] == ["session_start", "step_start"]
+    assert {"on_s", "off_s", "hz", "led"} == set(document["cues"][0]["notes"][0])

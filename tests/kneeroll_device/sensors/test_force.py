@@ -193,7 +193,8 @@ def test_emulated_pico_to_newtons_over_a_pty():
         emu.close()
 
 
-def test_calibrate_force_command_saves_the_calibration(tmp_path, monkeypatch):
+@pytest.mark.parametrize("as_json", [False, True])
+def test_calibrate_force_command_saves_the_calibration(tmp_path, monkeypatch, capsys, as_json):
     level = {"counts": 8000}
     emu = PicoEmulator.on_pty(signal=lambda idx: np.full(len(idx), level["counts"]))
     emu.start()
@@ -201,6 +202,7 @@ def test_calibrate_force_command_saves_the_calibration(tmp_path, monkeypatch):
     register_calibrate(parser.add_subparsers())
     args = parser.parse_args(
         ["force", "--known-mass", "1.5", "--port", emu.port_name, "--data-dir", str(tmp_path), "--seconds", "0.3"]
+        + (["--json"] if as_json else [])
     )
     answers = iter([8000, 8000 + round(1.5 * 9.80665 * 300)])
 
@@ -217,6 +219,11 @@ def test_calibrate_force_command_saves_the_calibration(tmp_path, monkeypatch):
     saved = ForceCalibration.load(tmp_path)
     assert saved.counts_per_newton == pytest.approx(300.0, rel=0.01)
     assert saved.zero_offset == pytest.approx(8000)
+    out = capsys.readouterr().out
+    if as_json:  # the document alone on stdout: the prompts went to stderr
+        document = json.loads(out)
+        assert document["counts_per_newton"] == pytest.approx(300.0, rel=0.01)
+        assert document["known_mass_kg"] == 1.5 and document["saved_to"].endswith(".json")
 
 
 def test_calibrate_force_command_names_a_missing_port(tmp_path, capsys):

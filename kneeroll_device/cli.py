@@ -134,19 +134,26 @@ def _linger(site, live: bool) -> None:
 
 
 def _print_step_table(steps: list[dict]) -> None:
-    header = f"{'#':>2} {'step':<26} {'target':<12} {'result':<9} {'strokes':>9} {'reps':>7} {'active s':>10} {'kPa mean/peak':>14} {'N mean/peak':>12}"
+    from .insight import target_text
+
+    legs = len({s["leg"] for s in steps}) > 1  # --leg both: say which leg each step was on
+    width = max(len(s["name"]) for s in steps)
+    leg_head = f" {'leg':<5}" if legs else ""
+    header = (f"{'#':>2} {'step':<{width}}{leg_head} {'target':<26} {'result':<7} {'strokes':>7} {'reps':>7} "
+              f"{'active s':>10} {'kPa mean/peak':>14} {'N mean/peak':>12}")
     print(header)
     print("-" * len(header))
     for s in steps:
         truth = s.get("truth") or {}
-        target = "roll" if s["kind"] == "roll" else "reps"
         result = "done" if s["completed"] else ("skipped" if s["skipped"] else "-")
         strokes = f"{s['strokes']}" + (f"/{truth['strokes']}" if truth else "")
         reps = f"{s['reps']}" + (f"/{truth['reps']}" if truth else "")
         active = fmt(s["active_s"], 1) + (f"/{fmt(truth.get('active_s'), 1)}" if truth else "")
         kpa = f"{fmt(s['mean_kpa'])}/{fmt(s['peak_kpa'])}"
         newtons = f"{fmt(s['mean_force_n'])}/{fmt(s['peak_force_n'])}"
-        print(f"{s['index']:>2} {s['name'][:26]:<26} {target:<12} {result:<9} {strokes:>9} {reps:>7} {active:>10} {kpa:>14} {newtons:>12}")
+        leg = f" {s['leg']:<5}" if legs else ""
+        print(f"{s['index']:>2} {s['name']:<{width}}{leg} {target_text(s):<26} {result:<7} {strokes:>7} {reps:>7} "
+              f"{active:>10} {kpa:>14} {newtons:>12}")
     if any(s.get("truth") for s in steps):
         print("(counts shown as measured/true: the simulated person's ground truth)")
 

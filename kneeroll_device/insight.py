@@ -161,7 +161,7 @@ def _today_text(progress: dict) -> str:
 # --- show -------------------------------------------------------------------------------------------
 
 
-def _target_text(s: dict) -> str:
+def target_text(s: dict) -> str:
     t = s["targets"]
     parts = []
     if "roll_seconds_min" in t and (s["kind"] == "roll" or t.get("roll_seconds_min")):
@@ -197,7 +197,7 @@ def show_document(db: sqlite3.Connection, session_id: int, *, now: float | None 
     warnings = [e for e in notable if e["kind"] == "warning"]
     for s in steps:
         s["state"] = step_state(s)
-        s["target"] = _target_text(s)
+        s["target"] = target_text(s)
         s["achieved"] = _achieved_text(s)
         s["warning_events"] = [_warning_json(e) for e in warnings if e["step"] == s["position"]]
     return {

@@ -103,7 +103,7 @@ def step_json(summary: dict, truth: dict | None) -> dict:
     """A step as the demo and replay report it (keys are a contract)."""
     out = {key: summary[key] for key in ("index", "id", "kind", "completed", "skipped", "active_s", "strokes", "reps",
                                          "mean_kpa", "peak_kpa", "mean_force_n", "peak_force_n", "warnings",
-                                         "time_over_limit_s", "leg", "name")}
+                                         "time_over_limit_s", "leg", "name", "targets")}
     if truth is not None:
         out["truth"] = {k: truth.get(k) for k in ("strokes", "reps", "active_s", "skipped")}
     return out

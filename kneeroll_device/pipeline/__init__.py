@@ -157,7 +157,9 @@ class Pipeline:
         rep = self.reps.update(t, force, self.strokes.travel, self.strokes.last_end_t)
         if rep is not None:
             batch.reps.append(rep)
-        rolling = t - self.strokes.last_stroke_t < ROLLING_HOLD_S
+        # from where the last stroke's movement ended, not from when it was told (its end is
+        # confirmed once the roller came back or rested there, up to a second later)
+        rolling = t - self.strokes.last_end_t < ROLLING_HOLD_S
         state = self.states.update(t, rolling, motion.still, force, motion.flipped)
         if state is not None:
             batch.states.append(state)

@@ -126,3 +126,20 @@ def test_a_simulated_session_replays_to_its_outcome(tmp_path, routine, scenario,
             continue
         assert progress.skipped == truth[progress.position]["skipped"]
         assert abs(progress.strokes - truth[progress.position]["strokes"]) <= 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_both_legs_in_a_row_replay_step_by_step(tmp_path, routine, seed):
+    """Sixteen steps: each one ends when the person rests before the next, however short
+    the rest between the legs' steps is (the rest begins where the last stroke ended)."""
+    from kneeroll_device.sim.world import simulate_session
+
+    session = simulate_session(routine, seed=seed, scenario="normal", legs=2)
+    write_recording(session, tmp_path / "rec")
+    result = replay_recording(read_recording(tmp_path / "rec"), routine, leg="both")
+    assert result.engine.outcome == "completed"
+    truth = {s["index"]: s for s in session.truth()["steps"]}
+    for progress in result.engine.plan:
+        step = truth[progress.position]
+        assert abs(progress.strokes - step["strokes"]) <= 1, progress.position
+        assert abs(progress.reps - step["reps"]) <= 1, progress.position

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from .cliutil import PROG, Parser, add_common_options, fmt, json_out, load_for, number_in, package_version, whole_in
@@ -45,15 +46,22 @@ def cmd_demo(args) -> int:
     session = simulate_session(routine, seed=args.seed, scenario=person_scenario, legs=legs)
     _check_fault_at(args, session.duration)
     live = not args.json
+    # the daemon's loop and the cue player's thread both print: a line at a time, whole
+    printing = threading.Lock()
+
+    def say(line: str) -> None:
+        with printing:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     def on_action(action, daemon):
         line = describe_action(action, daemon)
         if live and line:
-            print(line, flush=True)
+            say(line)
 
     def on_cue(record):
         if live and args.cues:
-            print(describe_cue(record), flush=True)
+            say(describe_cue(record))
 
     site = _start_site(config, args) if args.web else None
     if live:

@@ -44,7 +44,7 @@ PORT_FIX = (
     "(sudo usermod -aG dialout $USER, then log in again) and enable the UART with "
     "raspi-config (Interface Options > Serial Port: no login shell, hardware on)"
 )
-FIRMWARE_FIX = "flash the firmware that matches this kneeroll (see firmware_bridge/README.md)"
+FIRMWARE_FIX = "run kneeroll firmware install to put this kneeroll's firmware on the Pico"
 
 LinkEvent = Union[DeviceEvent, GapEvent]
 _RESET_CAUSES = {

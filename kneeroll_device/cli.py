@@ -383,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_helpers(commands, calibrate_commands) -> None:
     from firmware_bridge import cli as bridge_cli
+    from firmware_bridge import firmware_cli
 
     from . import insight
     from .web import serve as web_cli
@@ -394,6 +395,7 @@ def _register_helpers(commands, calibrate_commands) -> None:
     bridge_cli.register_calibrate(calibrate_commands)
     imu_cli.register_doctor(commands)
     bridge_cli.register(commands)
+    firmware_cli.register(commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,7 +141,15 @@ def _stream_finding(bus: Any, imu_config: Any, clock: Any) -> Finding:
 
 def check_serial(port: str, baudrate: int, serial_factory: Callable[..., Any] | None = None,
                  clock: Any = None, wait_s: float = SERIAL_WAIT_S) -> Finding:
+    return probe_serial(port, baudrate, serial_factory, clock, wait_s)[0]
+
+
+def probe_serial(port: str, baudrate: int, serial_factory: Callable[..., Any] | None = None,
+                 clock: Any = None, wait_s: float = SERIAL_WAIT_S) -> tuple[Finding, bytes]:
+    """The serial finding, and what arrived (after asking the Pico to say who it is)."""
     import serial
+
+    from firmware_bridge import protocol
 
     from .clock import SystemClock
 
@@ -150,13 +158,43 @@ def check_serial(port: str, baudrate: int, serial_factory: Callable[..., Any] | 
     try:
         link = serial_factory(port, baudrate=baudrate, timeout=0)
     except (serial.SerialException, OSError) as exc:
-        return _serial_open_problem(port, exc)
+        return _serial_open_problem(port, exc), b""
     try:
-        received = _listen(link, clock, wait_s)
+        # the Pico answers a HELLO_REQUEST with its HELLO: firmware version and rate
+        request = protocol.encode_frame(protocol.HELLO_REQUEST, 0)
+        link.write(request)
+        # (a loopback or an echoing adapter hands the request back: it is not the Pico's)
+        received = _listen(link, clock, wait_s).replace(request, b"")
     except (serial.SerialException, OSError) as exc:
-        return Finding("serial", False, f"{port} failed while reading: {exc}", "check the cable and the port")
+        return Finding("serial", False, f"{port} failed while reading: {exc}", "check the cable and the port"), b""
     finally:
         _close_quietly(link)
+    return _serial_finding(port, baudrate, received, wait_s), received
+
+
+def check_firmware(received: bytes) -> Finding:
+    """The firmware the Pico said it runs, against the one this kneeroll carries."""
+    from firmware_bridge import protocol
+    from firmware_bridge.installer import package_version
+
+    decoder = protocol.FrameDecoder()
+    hellos = [m for m in decoder.feed(received) if m.type == protocol.HELLO]
+    carried = package_version()
+    if decoder.last_foreign_version is not None:
+        return Finding("firmware", False, f"the Pico speaks force-link protocol {decoder.last_foreign_version}, "
+                       f"this kneeroll speaks {protocol.PROTOCOL_VERSION}", "kneeroll firmware install")
+    if not hellos:
+        return Finding("firmware", False, "the Pico did not say which firmware it runs",
+                       "kneeroll firmware status (over USB) tells; kneeroll firmware install brings it in step")
+    f = hellos[-1].fields
+    version = f"{f['fw_major']}.{f['fw_minor']}.{f['fw_patch']}"
+    if version != carried:
+        return Finding("firmware", False, f"the Pico runs firmware {version}, this kneeroll carries {carried}",
+                       "kneeroll firmware install")
+    return Finding("firmware", True, f"firmware {version} at {f['rate_hz']} samples/s")
+
+
+def _serial_finding(port: str, baudrate: int, received: bytes, wait_s: float) -> Finding:
     if not received:
         return Finding("serial", False, f"no bytes from the Pico on {port} in {wait_s:g} s",
                        "check the Pico is powered and flashed, and that its TX goes to the Pi's RX (pin 10)")
@@ -167,14 +205,17 @@ def check_serial(port: str, baudrate: int, serial_factory: Callable[..., Any] | 
 
 
 def _listen(link: Any, clock: Any, wait_s: float) -> bytes:
-    """Read what arrives for up to ``wait_s`` of clock time; stop early once a delimiter came."""
+    """Read what arrives for up to ``wait_s`` of clock time; stop early once the Pico's HELLO came."""
+    from firmware_bridge import protocol
+
+    decoder = protocol.FrameDecoder()
     received = bytearray()
     end = clock() + wait_s
     while clock() < end:
         chunk = link.read(4096)
         if chunk:
             received += chunk
-            if FRAME_DELIMITER in received:
+            if any(m.type == protocol.HELLO for m in decoder.feed(chunk)):
                 break
         else:
             clock.sleep(SERIAL_POLL_S)
@@ -244,9 +285,23 @@ def _pins_of(pins_config: Any) -> dict[str, int]:
 def run_doctor(config: Any, hardware: Hardware | None = None) -> list[Finding]:
     hardware = hardware or Hardware()
     findings = check_i2c(config.imu, hardware.bus_factory, hardware.clock)
-    findings.append(check_serial(config.force.port, config.force.baudrate, hardware.serial_factory, hardware.clock))
+    serial_found, received = probe_serial(config.force.port, config.force.baudrate, hardware.serial_factory,
+                                          hardware.clock)
+    findings.append(serial_found)
+    if serial_found.ok:
+        findings.append(check_firmware(received))
     findings += check_pins(_pins_of(config.pins), hardware.pin_factory)
     return findings
+
+
+def _emulated_hello() -> bytes:
+    from firmware_bridge import protocol
+    from firmware_bridge.installer import package_version
+
+    major, minor, patch = (int(part) for part in package_version().split("."))
+    return protocol.encode_frame(protocol.HELLO, 0, {
+        "fw_major": major, "fw_minor": minor, "fw_patch": patch, "board_id": bytes(8), "rate_hz": 80, "gain": 128,
+        "batch": 8, "reset_cause": protocol.RESET_POWER_ON, "boot_id": 1, "next_seq": 0, "device_time_us": 0})
 
 
 def emulated_hardware(imu_config: Any = None) -> Hardware:
@@ -267,7 +322,7 @@ def emulated_hardware(imu_config: Any = None) -> Hardware:
 
     def serial_factory(port: str, **kwargs: Any) -> Any:
         link = serial.serial_for_url("loop://", **kwargs)
-        link.write(bytes([0x05, 0x01, 0x02, 0x03, FRAME_DELIMITER]))  # one frame, as the Pico would send
+        link.write(_emulated_hello())  # the HELLO a Pico with this kneeroll's firmware sends
         return link
 
     return Hardware(bus_factory=bus_factory, serial_factory=serial_factory, pin_factory=MockFactory(), clock=clock)

@@ -52,6 +52,10 @@ class LinkError(DeviceError):
     """The serial link to the force sensor's Pico cannot be used."""
 
 
+class BoardError(DeviceError):
+    """The Pico on USB cannot be found, opened or programmed."""
+
+
 class FrameError(KneerollError, ValueError):
     """A frame on the force link that is corrupt (bad CRC, bad length, bad stuffing)."""
 

@@ -224,3 +224,27 @@ def test_calibrate_imu_command_without_a_bus_is_exit_1(capsys, monkeypatch):
 
 def test_calibrate_imu_command_rejects_a_bad_duration(capsys):
     assert run(["calibrate", "imu", "--emulate", "--seconds", "0"]) == 2
+
+
+def _hello(version=(1, 0, 0), rate_hz=10) -> bytes:
+    from firmware_bridge import protocol
+
+    return protocol.encode_frame(protocol.HELLO, 0, {
+        "fw_major": version[0], "fw_minor": version[1], "fw_patch": version[2], "board_id": bytes(8),
+        "rate_hz": rate_hz, "gain": 128, "batch": 8, "reset_cause": 1, "boot_id": 7, "next_seq": 0,
+        "device_time_us": 0})
+
+
+def test_doctor_reports_the_firmware_version_and_rate_the_pico_names():
+    from firmware_bridge.installer import package_version
+
+    major, minor, patch = (int(x) for x in package_version().split("."))
+    finding = doctor.check_firmware(_hello((major, minor, patch), 10))
+    assert finding.ok and finding.detail == f"firmware {package_version()} at 10 samples/s"
+
+
+def test_a_firmware_out_of_step_names_the_install_command():
+    finding = doctor.check_firmware(_hello((0, 9, 0)))
+    assert not finding.ok and "0.9.0" in finding.detail and finding.fix == "kneeroll firmware install"
+    silent = doctor.check_firmware(b"\x07\x01\x02\x00")
+    assert not silent.ok and "firmware status" in silent.fix

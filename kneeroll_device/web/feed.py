@@ -31,7 +31,9 @@ class LiveFeed:
         """Binds the socket (a stale one left by a crash is replaced) and starts reading it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_socket():
-            self.path.unlink()
+            if _listened(self.path):
+                raise OSError(f"another site listens on {self.path}")  # not ours to take
+            self.path.unlink()  # left by a crash
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(self.path))
         # the daemon runs as another user of the same group: it must be able to send
@@ -60,9 +62,11 @@ class LiveFeed:
             except BlockingIOError:
                 break
             try:
-                newest = json.loads(data)
+                message = json.loads(data)
             except ValueError:
                 continue  # not ours: ignored
+            if isinstance(message, dict) and "state" in message:
+                newest = message  # (another site's probe, {}, is not a snapshot)
         if newest is not None:
             self.latest, self.received_at = newest, time.monotonic()
             asyncio.get_running_loop().create_task(self._notify())
@@ -83,3 +87,15 @@ class LiveFeed:
                 await asyncio.wait_for(self._changed.wait(), timeout)
         except TimeoutError:
             pass
+
+
+def _listened(path: Path) -> bool:
+    """Whether a process has the datagram socket bound (a send to it is taken)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.sendto(b"{}", str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()

@@ -106,3 +106,23 @@ def test_without_a_log_the_today_page_says_how_to_begin(tmp_path):
     with site(tmp_path) as c:
         assert "No sessions yet" in c.get("/").text
         assert c.get("/sessions").status_code == 404
+
+
+def test_a_second_site_does_not_take_the_live_socket_of_the_first(tmp_path):
+    import asyncio
+
+    from kneeroll_device.web.feed import LiveFeed
+
+    async def both():
+        first, second = LiveFeed(tmp_path / "live.sock"), LiveFeed(tmp_path / "live.sock")
+        first.open()
+        try:
+            with pytest.raises(OSError):
+                second.open()
+            assert (tmp_path / "live.sock").is_socket()
+        finally:
+            first.close()
+        second.open()  # a socket left behind by nobody is taken over
+        second.close()
+
+    asyncio.run(both())

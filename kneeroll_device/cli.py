@@ -103,6 +103,13 @@ def cmd_demo(args) -> int:
     return 0 if result is not None and logged else 1
 
 
+def _emulated():
+    """The emulated hardware behind --emulate, built from the simulator only when asked for."""
+    from . import emulated
+
+    return emulated
+
+
 def _check_fault_at(args, duration: float) -> None:
     """--fault-at only means something for a scenario with a fault, and within the routine."""
     from .demo import SCENARIO_FAULTS
@@ -391,9 +398,9 @@ def _register_helpers(commands, calibrate_commands) -> None:
 
     insight.register(commands)
     web_cli.register(commands)
-    imu_cli.register_calibrate(calibrate_commands)
+    imu_cli.register_calibrate(calibrate_commands).set_defaults(emulated=_emulated)
     bridge_cli.register_calibrate(calibrate_commands)
-    imu_cli.register_doctor(commands)
+    imu_cli.register_doctor(commands).set_defaults(emulated=_emulated)
     bridge_cli.register(commands)
     firmware_cli.register(commands)
 

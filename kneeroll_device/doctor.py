@@ -294,40 +294,6 @@ def run_doctor(config: Any, hardware: Hardware | None = None) -> list[Finding]:
     return findings
 
 
-def _emulated_hello() -> bytes:
-    from firmware_bridge import protocol
-    from firmware_bridge.installer import package_version
-
-    major, minor, patch = (int(part) for part in package_version().split("."))
-    return protocol.encode_frame(protocol.HELLO, 0, {
-        "fw_major": major, "fw_minor": minor, "fw_patch": patch, "board_id": bytes(8), "rate_hz": 80, "gain": 128,
-        "batch": 8, "reset_cause": protocol.RESET_POWER_ON, "boot_id": 1, "next_seq": 0, "device_time_us": 0})
-
-
-def emulated_hardware(imu_config: Any = None) -> Hardware:
-    """Everything in memory: for trying the command and for tests, never for a verdict on a Pi."""
-    import serial
-    from gpiozero.pins.mock import MockFactory
-
-    from .clock import ManualClock
-    from .sim.imu_emulator import emulated_bus
-
-    clock = ManualClock()
-    chip = getattr(imu_config, "chip", "auto")
-    chip = "mpu6050" if chip in ("auto", None) else chip
-    address = getattr(imu_config, "address", "auto")
-
-    def bus_factory(number: int) -> Any:
-        return emulated_bus(chip, clock=clock, address=None if address == "auto" else int(address), bus=number)
-
-    def serial_factory(port: str, **kwargs: Any) -> Any:
-        link = serial.serial_for_url("loop://", **kwargs)
-        link.write(_emulated_hello())  # the HELLO a Pico with this kneeroll's firmware sends
-        return link
-
-    return Hardware(bus_factory=bus_factory, serial_factory=serial_factory, pin_factory=MockFactory(), clock=clock)
-
-
 def emulation_requested(args: Any) -> bool:
     return bool(getattr(args, "emulate", False)) or os.environ.get(EMULATE_ENV, "") not in ("", "0")
 
@@ -353,7 +319,8 @@ def doctor_command(args: Any) -> int:
     except KneerollError as exc:
         print(f"kneeroll doctor: {exc}", file=sys.stderr)
         return 2
-    hardware = emulated_hardware(config.imu) if emulation_requested(args) else None
+    # the emulated hardware comes from the command's wiring (cli.py): the doctor itself knows no simulator
+    hardware = args.emulated().hardware(config.imu) if emulation_requested(args) else None
     return report(run_doctor(config, hardware), bool(getattr(args, "json", False)))
 
 

@@ -69,10 +69,8 @@ def calibrate_imu_command(args: Any) -> int:
         data_dir = Path(args.data_dir) if args.data_dir else config.storage.data_dir
         imu_cfg = config.imu
         if emulation_requested(args):
-            from ..sim.imu_emulator import emulated_bus
-
-            chip = "mpu6050" if imu_cfg.chip == "auto" else imu_cfg.chip
-            bus = emulated_bus(chip, bus=imu_cfg.bus)
+            # the emulated bus comes from the command's wiring (cli.py): drivers know no simulator
+            bus = args.emulated().imu_bus(imu_cfg)
             clock = bus.clock
         else:
             bus = open_bus(imu_cfg.bus)

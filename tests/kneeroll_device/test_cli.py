@@ -170,3 +170,26 @@ def test_a_session_the_full_disk_kept_out_of_the_log_is_not_reported_as_logged(t
     assert code == 1
     assert document["logged"] is False and document["session_id"] is None and document["writes_lost"] > 0
     assert "not logged in full" in captured.err and "free space" in captured.err
+
+
+def test_production_modules_import_no_simulator():
+    """Only the demo, the emulated hardware of --emulate and the simulator itself build on it."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "kneeroll_device"
+    allowed = {"demo.py", "emulated.py", "cli.py"}
+    offenders = []
+    for path in package.rglob("*.py"):
+        if "sim" in path.relative_to(package).parts[:-1] or path.name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(n.split(".")[-1] == "sim" or ".sim." in n or n.startswith(("..sim", ".sim", "kneeroll_device.sim"))
+                   for n in names):
+                offenders.append(f"{path.relative_to(package)}: {names}")
+    assert offenders == []

@@ -1,6 +1,5 @@
 """`kneeroll doctor` and `kneeroll calibrate imu` against emulated hardware; nothing waits."""
 
-import argparse
 import json
 from types import SimpleNamespace
 
@@ -9,22 +8,18 @@ import serial
 from gpiozero import InputDevice
 from gpiozero.pins.mock import MockFactory
 
-from kneeroll_device import doctor
+from kneeroll_device import doctor, emulated
 from kneeroll_device.clock import ManualClock
 from kneeroll_device.config import load_config
 from kneeroll_device.errors import ImuError
 from kneeroll_device.sensors.imu import ImuCalibration
-from kneeroll_device.sensors.imu_cli import register_calibrate, register_doctor
 from kneeroll_device.sim.imu_emulator import FakeSMBus, emulated_bus
 
 
 def parser():
-    root = argparse.ArgumentParser(prog="kneeroll")
-    commands = root.add_subparsers(dest="command")
-    calibrate = commands.add_parser("calibrate").add_subparsers(dest="what")
-    register_calibrate(calibrate)
-    register_doctor(commands)
-    return root
+    from kneeroll_device.cli import build_parser
+
+    return build_parser()  # with its wiring: --emulate gets the emulated hardware from cli.py
 
 
 def run(argv):
@@ -161,7 +156,7 @@ def test_pins_without_any_gpio_library(monkeypatch):
 
 def test_run_doctor_on_emulated_hardware_is_all_ok():
     config = load_config(None)
-    findings = doctor.run_doctor(config, doctor.emulated_hardware(config.imu))
+    findings = doctor.run_doctor(config, emulated.hardware(config.imu))
     assert all(f.ok for f in findings), [f.line() for f in findings if not f.ok]
     checks = [f.check for f in findings]
     assert "imu stream" in checks and "serial" in checks and "gpio button" in checks
@@ -175,14 +170,14 @@ def test_doctor_command_json(capsys):
 
 
 def test_doctor_command_text_and_exit_code_on_a_problem(capsys, monkeypatch):
-    working = doctor.emulated_hardware
+    working = emulated.hardware
 
     def broken(imu_cfg=None):
         hardware = working(imu_cfg)
         hardware.bus_factory = lambda n: FakeSMBus(n, clock=hardware.clock)
         return hardware
 
-    monkeypatch.setattr(doctor, "emulated_hardware", broken)
+    monkeypatch.setattr(emulated, "hardware", broken)
     monkeypatch.setenv(doctor.EMULATE_ENV, "1")
     assert run(["doctor"]) == 1
     lines = capsys.readouterr().out.splitlines()

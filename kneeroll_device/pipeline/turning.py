@@ -41,36 +41,62 @@ class Turn:
     stalled: bool  # confirmed by stopping there rather than by coming back
 
 
-class TurningPoints:
+class _Hysteresis:
+    """What both followers share: the hysteresis, a share of the recent swing (which fades)
+    above a noise floor, how a swing is learnt, and the stall that ends a movement at rest."""
+
     def __init__(self, floor: float, share: float, stall_s: float = math.inf):
         self.floor = floor  # the smallest hysteresis: above the signal's noise
         self.share = share  # of the recent swing
         self.stall_s = stall_s
         self.restart()
 
-    def restart(self) -> None:
-        """Forget where the signal was and how far it swung (it was thrown far off: the pod turned over)."""
+    def _forget(self) -> None:
         self.swing = 0.0
-        self.direction = 0  # 0: at rest, waiting for a movement
-        self.extreme: float | None = None
-        self.extreme_t = 0.0
-        self.previous: float | None = None  # the value at the previous turning point
-        self.previous_t = -math.inf
         self._near_since: float | None = None
+        self._t: float | None = None
 
     @property
     def h(self) -> float:
         return max(self.floor, self.share * self.swing)
 
+    def _fade(self, t: float) -> None:
+        if self._t is not None:
+            self.swing *= math.exp(-(t - self._t) / SWING_FADE_S)
+        self._t = t
+
+    def _stalls(self, t: float, back: float) -> bool:
+        """Whether the signal, ``back`` from its furthest point, has stayed near it for stall_s."""
+        if back >= 0.5 * self.h:
+            self._near_since = None
+            return False
+        if self._near_since is None:
+            self._near_since = t
+        return t - self._near_since >= self.stall_s
+
+    def _learn(self, swing: float) -> None:
+        cap = OUTLIER * max(self.swing, 2.0 * self.floor)
+        self.swing += SWING_WEIGHT * (min(swing, cap) - self.swing)
+        self._near_since = None
+
+
+class TurningPoints(_Hysteresis):
+    def restart(self) -> None:
+        """Forget where the signal was and how far it swung (it was thrown far off: the pod turned over)."""
+        self._forget()
+        self.direction = 0  # 0: at rest, waiting for a movement
+        self.extreme: float | None = None
+        self.extreme_t = 0.0
+        self.previous: float | None = None  # the value at the previous turning point
+        self.previous_t = -math.inf
+
     def update(self, t: float, y: float) -> tuple[Turn | None, bool]:
         """One sample. Returns the turn confirmed now (if any), and whether the furthest
         point moved on with this sample (the movement under way goes on)."""
+        self._fade(t)
         if self.extreme is None:
             self.extreme, self.extreme_t, self.previous, self.previous_t = y, t, y, t
-            self._t = t
             return None, True
-        self.swing *= math.exp(-(t - self._t) / SWING_FADE_S)
-        self._t = t
         if self.direction == 0:
             if abs(y - self.extreme) <= self.h:
                 return None, False
@@ -85,12 +111,8 @@ class TurningPoints:
         back = self.direction * (self.extreme - y)
         if back > self.h:
             return self._turn(t, y, stalled=False), False
-        if back < 0.5 * self.h:
-            self._near_since = t if self._near_since is None else self._near_since
-            if t - self._near_since >= self.stall_s:
-                return self._turn(t, y, stalled=True), False
-        else:
-            self._near_since = None
+        if self._stalls(t, back):
+            return self._turn(t, y, stalled=True), False
         return None, False
 
     def end_here(self, t: float) -> Turn | None:
@@ -102,10 +124,8 @@ class TurningPoints:
     def _turn(self, t: float, y: float, stalled: bool) -> Turn:
         swing = abs(self.extreme - self.previous)
         turn = Turn(self.extreme_t, self.previous_t, self.extreme, swing, self.direction, stalled)
-        cap = OUTLIER * max(self.swing, 2.0 * self.floor)
-        self.swing += SWING_WEIGHT * (min(swing, cap) - self.swing)
+        self._learn(swing)
         self.previous, self.previous_t = self.extreme, self.extreme_t
-        self._near_since = None
         if stalled:
             self.direction = 0  # at rest at the turning point, until the next movement
         else:
@@ -114,7 +134,7 @@ class TurningPoints:
         return turn
 
 
-class PathTurns:
+class PathTurns(_Hysteresis):
     """Turning points of a movement in three dimensions, with no axis to learn.
 
     The distance from the last turning point grows on the way out and shrinks on the way
@@ -123,12 +143,8 @@ class PathTurns:
     movement reversed.
     """
 
-    def __init__(self, floor: float, share: float, stall_s: float = math.inf):
-        self.floor, self.share, self.stall_s = floor, share, stall_s
-        self.restart()
-
     def restart(self) -> None:
-        self.swing = 0.0
+        self._forget()
         self.anchor: tuple[float, float, float] | None = None  # the last turning point
         self.anchor_t = -math.inf
         self.extreme: tuple[float, float, float] | None = None  # the furthest point from it so far
@@ -137,21 +153,13 @@ class PathTurns:
         self.moving = False  # False: at rest at the anchor, waiting for a movement
         self.heading: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the last movement, anchor to extreme
         self._direction = -1
-        self._near_since: float | None = None
-        self._t: float | None = None
 
     @property
     def direction(self) -> int:
         return 1 if self.moving else 0
 
-    @property
-    def h(self) -> float:
-        return max(self.floor, self.share * self.swing)
-
     def update(self, t: float, x: tuple[float, float, float]) -> tuple[Turn | None, bool]:
-        if self._t is not None:
-            self.swing *= math.exp(-(t - self._t) / SWING_FADE_S)
-        self._t = t
+        self._fade(t)
         if self.anchor is None:
             self.anchor, self.anchor_t, self.extreme, self.extreme_t = x, t, x, t
             return None, True
@@ -168,12 +176,8 @@ class PathTurns:
         back = _distance(x, self.extreme)
         if back > self.h and self.reach - d > 0.5 * self.h:
             return self._turn(t, x, stalled=False), False
-        if back < 0.5 * self.h:
-            self._near_since = t if self._near_since is None else self._near_since
-            if t - self._near_since >= self.stall_s:
-                return self._turn(t, x, stalled=True), False
-        else:
-            self._near_since = None
+        if self._stalls(t, back):
+            return self._turn(t, x, stalled=True), False
         return None, False
 
     def end_here(self, t: float) -> Turn | None:
@@ -190,11 +194,9 @@ class PathTurns:
         # went on the same way after stopping
         self._direction = self._direction if same_way else -self._direction
         turn = Turn(self.extreme_t, self.anchor_t, 0.0, self.reach, self._direction, stalled)
-        cap = OUTLIER * max(self.swing, 2.0 * self.floor)
-        self.swing += SWING_WEIGHT * (min(self.reach, cap) - self.swing)
+        self._learn(self.reach)
         self.heading = heading
         self.anchor, self.anchor_t = e, self.extreme_t
-        self._near_since = None
         if stalled:
             self.moving = False
         else:

@@ -173,7 +173,7 @@ def verify_link(url: str, baudrate: int, rate_hz: int, seconds: float = 2.0) -> 
                 raise BoardError(f"the Pico on {url} speaks another protocol: {link.fault.message}",
                                  "run kneeroll firmware install again")
             info = link.device_info
-            link.read()
+            link.read()  # from here on: the samples of a fixed stretch of the link's clock
             link.wait_until(lambda: False, seconds)
             samples = len(link.read())
     except BoardError:

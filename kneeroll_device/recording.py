@@ -118,11 +118,11 @@ def _first_bad_line(body: str, header: list[str]) -> str:
         fields = line.split(",")
         if len(fields) != len(header):
             return f"line {number} has {len(fields)} values, the header names {len(header)} columns"
-        for name, field in zip(header, fields):
+        for name, value in zip(header, fields):
             try:
-                float(field)
+                float(value)
             except ValueError:
-                return f"line {number}, column {name}: {field.strip()!r} is not a number"
+                return f"line {number}, column {name}: {value.strip()!r} is not a number"
     return "a line could not be read as numbers"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import tempfile
@@ -19,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..errors import KneerollError
-from ..insight import duration_text, history_document, programme_of, report_document, show_document
+from ..insight import duration_text, history_document, programme_of, report_document, show_document, write_export
 from ..live import live_socket_path
 from ..store import DB_NAME, SESSION_COLUMNS, event_rows, open_log, present, pressure_rows, reading_data_dir
 from .charts import pressure_svg
@@ -108,8 +107,6 @@ def create_app(config, *, feed: LiveFeed | None = None) -> Guard:
 
     def download(request: Request) -> Response:
         fmt = request.path_params["fmt"]
-        from ..insight import write_export
-
         with closing(log()) as db, tempfile.TemporaryDirectory() as tmp:
             name = "kneeroll-sessions." + ("zip" if fmt == "csv" else "json")
             out = Path(tmp) / name

@@ -452,6 +452,58 @@ def test_a_bus_error_for_a_while_is_a_fault_then_a_gap_never_an_exception():
     assert imu.healthy
 
 
+def nack_window(bus, clock, seconds, starts_in=0.1):
+    """The IMU does not acknowledge for ``seconds`` (a loose wire); it keeps sampling into its FIFO."""
+    start = clock() + starts_in
+    bus.fail_between(start, start + seconds, errno.EREMOTEIO)
+    return start, start + seconds
+
+
+def first_answer_at_or_after(bus, t):
+    return min(tx.t for tx in bus.history if tx.t >= t and tx.error is None)
+
+
+@pytest.mark.parametrize("chip", list(CHIPS))
+@pytest.mark.parametrize("every", [0.01, 0.04])  # a fast caller; the daemon's pace (50 ms)
+def test_reading_resumes_within_0_1_s_of_the_end_of_a_2_s_nack_window(chip, every):
+    clock, bus, device = make_bus(chip)
+    imu = open_imu(bus, clock=clock)
+    before = poll(imu, clock, 1.0)
+    start, back = nack_window(bus, clock, 2.0)
+    blocks = poll(imu, clock, 5.0, every=every, jitter=every / 2)
+    resumed = first_answer_at_or_after(bus, back)
+    assert resumed - back <= 0.1
+    # while the bus is down the IMU is tried at a bounded pace: never idle for more than
+    # 0.1 s, never faster than its recovery interval whatever the caller's pace
+    tries = [tx.t for tx in bus.history if start <= tx.t < back]
+    assert np.diff(tries + [resumed]).max() <= 0.1
+    assert len(tries) <= 2.0 / imu.RECOVERY_INTERVAL_S + imu.RETRIES + 1
+    # every sample the chip took from the first answer on is delivered
+    rate = device.true_rate_hz()
+    t, _, gyro, _ = joined(before + blocks)
+    ticks, _ = true_tick(t, gyro, rate)
+    due = np.arange(math.ceil(resumed * rate), ticks[-1] + 1)
+    assert np.isin(due, ticks).all()
+    assert imu.healthy and imu.stats.recoveries == 1
+
+
+@pytest.mark.parametrize("chip, seconds", [("mpu6050", 0.5), ("lsm6dsox", 2.0), ("lsm6ds3trc", 2.0)])
+def test_a_nack_window_the_fifo_outlasts_costs_no_sample(chip, seconds):
+    # the MPU-6050's FIFO holds 0.85 s at 100 Hz; the LSM6s' hold 2.4 s and 3.2 s at 104 Hz
+    clock, bus, device = make_bus(chip)
+    imu = open_imu(bus, clock=clock)
+    before = poll(imu, clock, 1.0)
+    nack_window(bus, clock, seconds)
+    after = poll(imu, clock, seconds + 2.0)
+    t, _, gyro, gaps = joined(before + after)
+    assert gaps == []
+    assert np.all(np.diff(true_tick(t, gyro, device.true_rate_hz())[0]) == 1)
+    assert np.all(np.diff(t) > 0)
+    kinds = [e.kind for e in imu.drain_events()]
+    assert kinds == ["up", "fault", "recovered"]
+    assert imu.stats.fifo_resets == 0 and imu.stats.samples_lost == 0
+
+
 def test_device_that_disappears_and_comes_back_is_reconfigured():
     clock, bus, device = make_bus("mpu6050")
     imu = open_imu(bus, clock=clock)
@@ -483,8 +535,10 @@ def test_a_dead_bus_handle_is_reopened_through_the_callable():
     blocks = poll(imu, clock, 3.0)
     assert len(fresh) == 1 and bus.closed and imu.bus is fresh[0]
     assert imu.stats.reopens == 1 and imu.healthy
-    assert sum(len(b) for b in blocks) > 200
-    assert len([g for b in blocks for g in b.gaps]) == 1
+    # back well within the 0.85 s the FIFO holds: it kept every sample
+    t, _, gyro, gaps = joined(blocks)
+    assert gaps == [] and np.all(np.diff(true_tick(t, gyro, 100.0)[0]) == 1)
+    assert len(t) > 250
 
 
 # --- lifetime -----------------------------------------------------------------------------

@@ -68,6 +68,9 @@ TURN_SHARE = 0.5  # a turning point is confirmed once the tilt came back half th
 STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
 MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
 MAX_GAP_S = 4.0  # the way back starts within this long of the way out (a pause at the far end)
+# a bout of rolling has ended when no stroke ended for this long: the slowest rolling (10 a
+# minute) ends one every 6 s, and a pause of a few seconds at one end is still the same bout
+BOUT_GAP_S = 10.0
 MAX_HALF_S = 6.0  # a half-stroke of the slowest rolling (10 a minute) takes 3 s; one this long is not rolling
 # the pod turned over: gravity moved by more than 150 degrees within 2 s. No stroke, twist
 # or exercise turns the frame that far; a flip turns it 180 degrees
@@ -123,6 +126,9 @@ class _Since:
             force_mean=sum(forces) / len(forces) if forces else math.nan,
         )
 
+    def mark_extreme(self) -> None:
+        self.at_extreme = len(self.frames)
+
     def clear(self) -> None:
         self.frames, self.at_extreme = self.frames[-1:], len(self.frames[-1:])
 
@@ -136,7 +142,11 @@ class _Track:
         self.pending: HalfStroke | None = None  # the way out of a stroke, waiting for the way back
         self.last: HalfStroke | None = None  # the newest half-stroke on the leg
         self.jolted = False  # the newest turn was a jolt: the movement before it goes on
-        self.rolling_halves: deque[tuple[float, float]] = deque()  # its recent rolling half-strokes: (end, duration)
+        self.rolling_halves: deque[HalfStroke] = deque()  # its recent rolling half-strokes
+        self.strokes = 0  # the strokes this signal saw in the bout under way
+        self.newest: tuple[HalfStroke, HalfStroke] | None = None  # the newest of them
+        self.last_end_t = -math.inf  # when its movement ended
+        self._periods: deque[tuple[float, float]] = deque(maxlen=5)  # (end, duration) of recent cycles
 
     def restart(self) -> HalfStroke | None:
         """Forget the movement under way; returns a half-stroke left waiting."""
@@ -152,7 +162,12 @@ class _Track:
         if was_resting and self.turns.direction != 0:
             self.since.clear()  # a movement begins: what happened at rest is not part of it
         self.since.add(travel, force, extreme_moved)
-        return None if turn is None else self.since.split(turn)
+        if turn is None:
+            return None
+        half = self.since.split(turn)
+        if not turn.stalled:
+            self.since.mark_extreme()  # the movement that began at the turn is furthest now
+        return half
 
     def end_here(self) -> HalfStroke | None:
         turn = self.turns.end_here(0.0)
@@ -178,7 +193,7 @@ class _Track:
             self.pending = None
             return pending, None
         if half.travelled:
-            self.rolling_halves.append((half.end_t, half.end_t - half.start_t))
+            self.rolling_halves.append(half)
         if pending is None or half.start_t - pending.end_t > MAX_GAP_S:
             self.pending = half
             return pending, None
@@ -187,12 +202,36 @@ class _Track:
             return None, None  # out and back almost in place: the thigh lifting with a rep, not rolling
         return None, (pending, half)
 
+    def count(self, stroke: tuple[HalfStroke, HalfStroke]) -> bool:
+        """Counts a stroke this signal completed, unless it is a wobble within a stroke or
+        ends too soon after the last one. Returns whether it was counted."""
+        out, back = stroke
+        if self._a_wobble(out, back) or back.end_t - self.last_end_t < STROKE_SPACING_S:
+            return False
+        self.strokes += 1
+        self.newest, self.last_end_t = stroke, back.end_t
+        return True
+
+    def _a_wobble(self, out: HalfStroke, back: HalfStroke) -> bool:
+        """Out and back in less than half the recent strokes' time: a wobble within a
+        stroke, not a stroke (people roll at a steady cadence, within a fifth or so). The
+        cycles that were not counted are remembered too, so a cadence that really doubled
+        is followed after three of its strokes."""
+        recent = self._periods
+        while recent and recent[0][0] < back.end_t - RHYTHM_WINDOW_S:
+            recent.popleft()
+        period = back.end_t - out.start_t
+        periods = sorted(p for _, p in recent)
+        recent.append((back.end_t, period))
+        return len(periods) >= 3 and period < WOBBLE_SHARE * periods[len(periods) // 2]
+
     def halves_since(self, t: float) -> list[float]:
         """The durations of the rolling half-strokes that ended since t."""
         recent = self.rolling_halves
-        while recent and recent[0][0] < t:
+        while recent and recent[0].end_t < t:
             recent.popleft()
-        return [duration for _, duration in recent]
+        # (a half-stroke a jolt interrupted has grown to its whole length since)
+        return [half.end_t - half.start_t for half in recent]
 
 
 class StrokeCounter:
@@ -211,10 +250,10 @@ class StrokeCounter:
         self._level_sq = 0.0
         self.moved: HalfStroke | None = None  # a lone half-stroke: the roller slid to another spot
         self.count = 0
+        self.told = 0  # strokes told in the bout under way
         self.last_stroke_t = -math.inf
         self.last_end_t = -math.inf  # when the newest stroke's movement ended (its turning point)
         self._force = math.nan
-        self._recent_periods: deque[tuple[float, float]] = deque(maxlen=5)  # (end, duration) of recent cycles
 
     @property
     def travel(self) -> float:
@@ -246,7 +285,6 @@ class StrokeCounter:
             recent = self._recent_force
             recent.append(force)
             tracks.append((self._squeeze, sorted(recent)[len(recent) // 2]))
-        event = None
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
@@ -254,14 +292,10 @@ class StrokeCounter:
             if half is None:
                 continue
             lone, stroke = track.pair(half)
-            counted = track is self._counted
-            if lone is not None and lone.travelled and counted:
+            if lone is not None and lone.travelled and track is self._counted:
                 self.moved = lone
-            if stroke is not None and counted and self._a_wobble(*stroke):
-                stroke = None
-            if stroke is not None and counted and stroke[1].end_t - self.last_end_t >= STROKE_SPACING_S:
-                # (a stroke the other signal told just before the count moved here is not told again)
-                event = self._stroke(t, *stroke)
+            if stroke is not None:
+                track.count(stroke)
         for track, _ in tracks:
             pending = track.pending
             if pending is not None and t - pending.end_t > MAX_GAP_S and track.turns.direction == 0:
@@ -269,24 +303,50 @@ class StrokeCounter:
                 if pending.travelled and track is self._counted:
                     self.moved = pending
         self._choose_track(t)
-        return event
+        self._end_a_quiet_bout(t)
+        return self._tell(t)
+
+    def _tell(self, t: float) -> StrokeEvent | None:
+        """A stroke, if the signal the strokes are counted on saw more of them in this bout
+        than were told. When the count moves to the other signal, the strokes it saw earlier
+        in the bout are told late, and those the first one told too many are not told twice."""
+        track = self._counted
+        self.last_end_t = max(self.last_end_t, track.last_end_t)
+        if track.strokes <= self.told or track.newest is None:
+            return None
+        self.told += 1
+        return self._stroke(t, *track.newest)
+
+    def _end_a_quiet_bout(self, t: float) -> None:
+        # a bout of rolling ends when neither signal saw a stroke for a while; the next one
+        # is counted afresh, on whichever signal follows it
+        tracks = (self._tilt, self._squeeze)
+        if self.told or any(track.strokes for track in tracks):
+            if t - max(track.last_end_t for track in tracks) > BOUT_GAP_S:
+                self._new_bout()
+
+    def _new_bout(self) -> None:
+        self.told = 0
+        self._counted = self._tilt
+        for track in (self._tilt, self._squeeze):
+            track.strokes = 0
 
     def _choose_track(self, t: float) -> None:
         # The squeeze follows the thigh's girth under the pads, so it follows the roller's
         # position; the tilt does too on a tapering thigh, but twisting the handles also
-        # tilts the frame, at a rhythm of its own. When the two disagree on how many times
-        # the roller turned back lately, one of them is not following the strokes.
+        # tilts the frame, at a rhythm of its own. When the two disagree on how often the
+        # roller turned back lately, one of them is not following the strokes.
         since = t - RHYTHM_WINDOW_S
         on_tilt, on_squeeze = self._tilt.halves_since(since), self._squeeze.halves_since(since)
         if len(on_squeeze) < RHYTHM_MIN_HALVES:
-            self._counted = self._tilt
-            return
+            return  # too little to go on: the choice made in this bout stands
         ratio = max(len(on_tilt), len(on_squeeze)) / max(min(len(on_tilt), len(on_squeeze)), 1)
-        if ratio >= RHYTHM_DISAGREE:
-            # the tilt is showing a twist, unless the squeeze lost the rhythm itself (turns it
+        if ratio >= RHYTHM_DISAGREE and _ratio(_median(on_tilt), _median(on_squeeze)) > RHYTHM_AGREE:
+            # the tilt is showing a twist (the typical half-strokes differ too, so it is not a
+            # turn missed now and then), unless the squeeze lost the rhythm itself (turns it
             # missed make some of its strokes last two or three times as long as the others)
-            steady = _unevenness(on_squeeze) <= STEADY_UNEVENNESS
-            self._counted = self._squeeze if steady else self._tilt
+            if _unevenness(on_squeeze) <= STEADY_UNEVENNESS:
+                self._counted = self._squeeze
         elif ratio <= RHYTHM_AGREE:
             self._counted = self._tilt
 
@@ -323,19 +383,7 @@ class StrokeCounter:
             pending = track.restart()
             if pending is not None and pending.travelled and track is self._counted:
                 self.moved = pending
-
-    def _a_wobble(self, out: HalfStroke, back: HalfStroke) -> bool:
-        """Out and back in less than half the recent strokes' time: a wobble within a
-        stroke, not a stroke (people roll at a steady cadence, within a fifth or so). The
-        cycles that were not counted are remembered too, so a cadence that really doubled
-        is followed after three of its strokes."""
-        recent = self._recent_periods
-        while recent and recent[0][0] < back.end_t - RHYTHM_WINDOW_S:
-            recent.popleft()
-        period = back.end_t - out.start_t
-        periods = sorted(p for _, p in recent)
-        recent.append((back.end_t, period))
-        return len(periods) >= 3 and period < WOBBLE_SHARE * periods[len(periods) // 2]
+        self._new_bout()
 
     def _stroke(self, t: float, out: HalfStroke, back: HalfStroke) -> StrokeEvent:
         self.count += 1
@@ -349,6 +397,19 @@ class StrokeCounter:
     def take_moved(self) -> HalfStroke | None:
         half, self.moved = self.moved, None
         return half
+
+
+def _median(values: list[float]) -> float:
+    if not values:
+        return math.inf
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _ratio(a: float, b: float) -> float:
+    """How many times the larger is the smaller."""
+    low, high = min(a, b), max(a, b)
+    return math.inf if low <= 0.0 else high / low
 
 
 def _unevenness(halves: list[float]) -> float:

@@ -55,6 +55,7 @@ class _Hysteresis:
         self.swing = 0.0
         self._near_since: float | None = None
         self._t: float | None = None
+        self._rest_t = -math.inf  # the last time the signal was near its resting point
 
     @property
     def h(self) -> float:
@@ -96,12 +97,15 @@ class TurningPoints(_Hysteresis):
         self._fade(t)
         if self.extreme is None:
             self.extreme, self.extreme_t, self.previous, self.previous_t = y, t, y, t
+            self._rest_t = t
             return None, True
         if self.direction == 0:
             if abs(y - self.extreme) <= self.h:
+                if abs(y - self.extreme) <= 0.5 * self.h:
+                    self._rest_t = t
                 return None, False
-            # a movement begins (now) from where the signal rested
-            self.previous, self.previous_t = self.extreme, t
+            # a movement begins from where the signal rested: it left it when it was last near it
+            self.previous, self.previous_t = self.extreme, self._rest_t
             self.direction = 1 if y > self.extreme else -1
             self.extreme, self.extreme_t, self._near_since = y, t, None
             return None, True
@@ -128,6 +132,7 @@ class TurningPoints(_Hysteresis):
         self.previous, self.previous_t = self.extreme, self.extreme_t
         if stalled:
             self.direction = 0  # at rest at the turning point, until the next movement
+            self._rest_t = t
         else:
             self.direction = -self.direction
             self.extreme, self.extreme_t = y, t
@@ -162,12 +167,16 @@ class PathTurns(_Hysteresis):
         self._fade(t)
         if self.anchor is None:
             self.anchor, self.anchor_t, self.extreme, self.extreme_t = x, t, x, t
+            self._rest_t = t
             return None, True
         d = _distance(x, self.anchor)
         if not self.moving:
             if d <= self.h:
+                if d <= 0.5 * self.h:
+                    self._rest_t = t
                 return None, False
-            self.moving, self.anchor_t = True, t  # a movement begins (now) from where it rested
+            # a movement begins from where it rested: it left it when it was last near it
+            self.moving, self.anchor_t = True, self._rest_t
             self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
             return None, True
         if d > self.reach:
@@ -199,6 +208,7 @@ class PathTurns(_Hysteresis):
         self.anchor, self.anchor_t = e, self.extreme_t
         if stalled:
             self.moving = False
+            self._rest_t = t
         else:
             self.extreme, self.extreme_t, self.reach = x, t, _distance(x, e)
         return turn

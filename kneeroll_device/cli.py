@@ -84,6 +84,7 @@ def cmd_demo(args) -> int:
         "session_id": result.session_id if result and logged else None,
         "log": str(daemon.store.path),
         "recording": result.recording if result else None,
+        "recording_cut_short": result.recording_cut_short if result else None,
         "steps": steps,
         "cues": daemon.cue_log,
     }
@@ -94,13 +95,22 @@ def cmd_demo(args) -> int:
         if logged:
             print(f"log: {daemon.store.path} (session {document['session_id']})")
         if document["recording"]:
-            print(f"recording: {document['recording']}")
+            cut = document["recording_cut_short"]
+            print(f"recording: {document['recording']}" + (f", {cut_short_text(cut)}" if cut else ""))
+        elif document["recording_cut_short"]:
+            print(f"no recording kept: {document['recording_cut_short']['reason']}")
     if site is not None:
         _linger(site, live)
     if result is not None and not logged:
         sys.stderr.write(f"{PROG}: error: the session was not logged in full ({lost} writes lost) "
                          f"(fix: free space where the log lives, {daemon.store.path.parent}, and run again)\n")
     return 0 if result is not None and logged else 1
+
+
+def cut_short_text(cut: dict) -> str:
+    """Where and why a recording ends before its session: 'cut short at 95.0 s (why)'."""
+    at = f" at {cut['at_s']:.1f} s" if isinstance(cut.get("at_s"), (int, float)) else ""
+    return f"cut short{at} ({cut.get('reason', 'no reason given')})"
 
 
 def _emulated():
@@ -180,7 +190,8 @@ def cmd_run(args) -> int:
     from .clock import SystemClock
     from .daemon import Daemon, systemd_bridge
     from .demo import stop_on_signals
-    from .sensors.imu import open_bus, open_imu
+    from .sensors.bus import open_bus
+    from .sensors.imu import open_imu
     from .sensors.force import ForceCalibration, ForceSensor
     from firmware_bridge.link import ForceLink
 
@@ -241,11 +252,15 @@ def cmd_replay(args) -> int:
     result = replay_recording(rec, routine, leg=config.routine.leg, settings=EngineSettings.from_config(config),
                               contact=ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
     document = result.as_json()
+    if rec.cut_short:
+        document["cut_short"] = rec.cut_short
     if args.json:
         json_out(document)
     else:
         _print_step_table(document["steps"])
         print(f"outcome: {document['outcome']}")
+        if rec.cut_short:
+            print(f"the recording was {cut_short_text(rec.cut_short)}: the session went on past its end")
     return 0
 
 
@@ -258,11 +273,14 @@ def cmd_analyze(args) -> int:
     rec = read_recording(args.path)
     result = analyze_recording(rec, ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
     if args.json:
-        json_out({k: result[k] for k in ("duration_s", "has_force", "strokes", "reps", "segments", "pressure", "events",
-                                         "gaps")})
+        document = {k: result[k] for k in ("duration_s", "has_force", "strokes", "reps", "segments", "pressure", "events",
+                                           "gaps")}
+        json_out(dict(document, cut_short=rec.cut_short) if rec.cut_short else document)
         return 0
     reps = f"{result['reps']} reps" if result["has_force"] else "no reps counted (reps need the force sensor's force.csv)"
     print(f"{args.path}: {result['duration_s']:.1f} s, {result['strokes']} strokes, {reps}")
+    if rec.cut_short:
+        print(f"the recording was {cut_short_text(rec.cut_short)}: the session went on past its end")
     if result["pressure"]:
         print(f"pressure: {result['pressure']['mean_kpa']:.1f} kPa mean, {result['pressure']['peak_kpa']:.1f} kPa peak")
     for seg in result["segments"]:

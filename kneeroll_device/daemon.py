@@ -11,6 +11,10 @@ absent after ``STALE_S`` of the clock, so the pipeline carries on with the
 other one; the user hears a sensor-fault cue, and the step goes on. The
 watchdog is fed only while IMU samples are fresh (a stalled IMU needs the
 restart systemd will give), or while the force link is declared degraded.
+
+A session's raw samples go to its recording spool (spool.py), whose own thread
+writes them to disk as the session runs; a spool left by a daemon that died
+becomes a recording when the next one starts (spool_recovery.py).
 """
 
 from __future__ import annotations
@@ -29,14 +33,15 @@ import numpy as np
 from .clock import SystemClock
 from .controls import ButtonControl
 from .cues import CuePlayer, CueRecord
-from .errors import KneerollError
 from .live import LivePublisher, live_socket_path, snapshot
 from .pipeline import ContactModel, Pipeline
-from .pipeline.framing import forward_mask
-from .recording import on_time_grid, write_recording_folder
+from .recorder import Recorder
+from .recording import on_time_grid
 from .routine.engine import Action, Engine, EngineSettings
 from .routine.spec import Routine
 from .samples import EventBatch, ForceBlock, ImuBlock
+from .spool import SPOOL_PREFIXES, RecordingSpool
+from .spool_recovery import recover_spools
 from .store import SessionLog
 
 log = logging.getLogger(__name__)
@@ -102,87 +107,6 @@ class SensorReader(threading.Thread):
                     pass
 
 
-class Recorder:
-    """Keeps the raw samples so a session can be saved as a recording folder.
-
-    Between sessions only the last ``lead_s`` seconds are kept (a session's recording
-    starts a little before it, so a replay starts from the same state); during a
-    session everything, up to ``max_s``.
-    """
-
-    def __init__(self, lead_s: float = 30.0, max_s: float = 3 * 3600.0):
-        self.lead_s, self.max_s = lead_s, max_s
-        self.imu: list[ImuBlock] = []
-        self.force: list[ForceBlock] = []
-        self.controls: list[tuple[float, str]] = []
-        self.in_session = False
-        self._last = {"imu": -np.inf, "force": -np.inf}
-
-    def _forward(self, source: str, t: np.ndarray) -> np.ndarray:
-        # keep exactly the samples the pipeline uses, so a replay is the live run
-        keep = forward_mask(t, self._last[source])
-        if keep.any():
-            self._last[source] = float(t[keep][-1])
-        return keep
-
-    def add_imu(self, block: ImuBlock) -> None:
-        if len(block):
-            keep = self._forward("imu", block.t)
-            gyro = None if block.gyro is None else block.gyro[keep]
-            self.imu.append(ImuBlock(block.t[keep], block.accel[keep], gyro))
-            self._bound(block.t[-1])
-
-    def add_force(self, block: ForceBlock) -> None:
-        if len(block):
-            keep = self._forward("force", block.t)
-            self.force.append(ForceBlock(block.t[keep], block.force[keep]))
-
-    def _bound(self, now: float) -> None:
-        self.trim(now - (self.max_s if self.in_session else self.lead_s))
-
-    def start(self) -> float:
-        """A session starts: keep everything from now on; returns where its recording begins."""
-        self.in_session = True
-        firsts = [blocks[0].t[0] for blocks in (self.imu, self.force) if blocks and len(blocks[0])]
-        # whole seconds: a replay then cuts the same 0.1 s frames as the live run did
-        return float(np.floor(min(firsts))) if firsts else 0.0
-
-    def take(self, t_from: float) -> "RecordingSnapshot":
-        """What to write for the session that just ended; back to keeping a short lead."""
-        snapshot = RecordingSnapshot(list(self.imu), list(self.force), list(self.controls), t_from)
-        self.in_session = False
-        return snapshot
-
-    def trim(self, keep_from: float) -> None:
-        self.imu = [b for b in self.imu if len(b) and b.t[-1] >= keep_from]
-        self.force = [b for b in self.force if len(b) and b.t[-1] >= keep_from]
-        self.controls = [c for c in self.controls if c[0] >= keep_from]
-
-
-@dataclass
-class RecordingSnapshot:
-    """A session's raw samples, handed to the writer thread."""
-
-    imu: list[ImuBlock]
-    force: list[ForceBlock]
-    controls: list[tuple[float, str]]
-    t_from: float
-
-    def write(self, folder: Path, meta: dict) -> Path:
-        t_from = self.t_from
-        imu_t = np.concatenate([b.t for b in self.imu]) if self.imu else np.zeros(0)
-        accel = np.concatenate([b.accel for b in self.imu]) if self.imu else np.zeros((0, 3))
-        gyros = [b.gyro for b in self.imu]
-        gyro = np.concatenate(gyros) if self.imu and all(g is not None for g in gyros) else None
-        force_t = np.concatenate([b.t for b in self.force]) if self.force else None
-        force = np.concatenate([b.force for b in self.force]) if self.force else None
-        meta = dict(meta, controls=[[round(t - t_from, 4), kind] for t, kind in self.controls if t >= t_from])
-        return write_recording_folder(
-            folder, imu_t - t_from, accel, gyro,
-            None if force_t is None else force_t - t_from, force, meta, gzip=True,
-        )
-
-
 @dataclass
 class SessionState:
     id: int | None
@@ -196,7 +120,8 @@ class DaemonResult:
     summary: dict | None
     session_id: int | None
     cues: list[dict] = field(default_factory=list)
-    recording: str | None = None
+    recording: str | None = None  # set once the recording is in place, never before
+    recording_cut_short: dict | None = None  # why the recording ends before the session, if it does
 
 
 class Daemon:
@@ -238,12 +163,14 @@ class Daemon:
             if log_store is None:
                 self.store.close()
             raise
+        self.recordings_dir = self.data_dir / "recordings"
+        self._recover_recordings()
         self.recorder = Recorder() if config.storage.keep_recordings else None
         self.live = LivePublisher(live_socket_path(config))
         self._live_kpa = float("nan")
         self._live_warning: dict | None = None
         self._live_seq = 0
-        self._writers: list[threading.Thread] = []
+        self._writers: list[RecordingSpool] = []
         self._dropped_reported: dict[str, int] = {}
         self.session: SessionState | None = None
         self.last_result: DaemonResult | None = None
@@ -255,6 +182,14 @@ class Daemon:
             SensorReader("imu", imu, self.queue, self.clock, self.stop_event),
             SensorReader("force", force, self.queue, self.clock, self.stop_event),
         ]
+
+    def _recover_recordings(self) -> None:
+        """A daemon that died (a crash, kill -9, a power cut) left its session's samples in a
+        spool: they become a recording, marked cut short, linked to the session in the log."""
+        try:
+            recover_spools(self.recordings_dir, self.store.path, self.store.set_recording)
+        except Exception:  # an old recording must never keep the roller from working
+            log.exception("could not recover the recordings left in %s", self.recordings_dir)
 
     # --- running ---------------------------------------------------------------------
 
@@ -290,7 +225,7 @@ class Daemon:
         self._report_dropped(now)
         for t, kind in self.button.poll():
             if self.recorder is not None:
-                self.recorder.controls.append((t, kind))
+                self.recorder.add_control(t, kind)
             self._apply(self.engine.button(t, kind))
         self._check_staleness(now)
         if self.notifier is not None:
@@ -448,43 +383,53 @@ class Daemon:
                                               steps_total=len(self.engine.plan), meta=self.meta)
         recording_from = self.recorder.start() if self.recorder is not None else t0
         self.session = SessionState(session_id, t0, recording_from=recording_from)
+        if self.recorder is not None:
+            self.recorder.attach(self._open_spool(self.session))
         self._notify("status", f"session {session_id} started")
+
+    def _open_spool(self, session: SessionState) -> RecordingSpool:
+        """The session's raw samples go to disk as it runs: a crash keeps them up to the last few seconds."""
+        meta = dict(self.meta, session_id=session.id, session_t0=round(session.t0 - session.recording_from, 4),
+                    routine=self.routine.id, leg=self.config.routine.leg,
+                    imu_rate_hz=getattr(self.imu, "rate_hz", None), force_rate_hz=self.config.force.sample_rate_hz)
+        spool = RecordingSpool(self.recordings_dir, session_id=session.id, t_from=session.recording_from, meta=meta,
+                               on_cut_short=lambda cut: self._recording_cut_short(session, cut))
+        self._writers = [w for w in self._writers if w.is_alive()] + [spool]
+        return spool
+
+    def _recording_cut_short(self, session: SessionState, cut: dict) -> None:
+        """From the spool's thread: the recording stopped before the session; the log says where and why."""
+        if session.id is None:
+            return
+        at = session.recording_from + (cut["at_s"] or 0.0)
+        self.store.log_event(session.id, max(at - session.t0, 0.0), "gap",
+                             detail={"source": "recording", "reason": cut["reason"]})
 
     def _finish_session(self, action: Action) -> None:
         session = self.session
         summary = action.detail
-        folder = None
+        result = DaemonResult(summary.get("outcome"), summary, session.id if session else None, list(self._cue_log))
         if session is not None and session.id is not None:
-            # the outcome first: a crash while the recording is written must not lose it
+            # the outcome first: a crash while the recording is finished must not lose it
             self.store.finish_session(session.id, summary, action.t - session.t0, None)
-            if self.recorder is not None:
-                folder = self._save_recording(session, summary)
-        self.last_result = DaemonResult(summary.get("outcome"), summary, session.id if session else None,
-                                        list(self._cue_log), str(folder) if folder else None)
+        spool = self.recorder.detach() if self.recorder is not None else None
+        if spool is not None:
+            spool.finish({"outcome": summary.get("outcome")},
+                         on_done=lambda path, meta: self._recording_kept(session, result, path, meta))
+        self.last_result = result
         self._notify("status", f"session {session.id if session else '?'} {summary.get('outcome')}")
         self.session = None
 
-    def _save_recording(self, session: SessionState, summary: dict) -> Path:
-        """Writes the session's recording on its own thread: gzip takes seconds on a Pi."""
-        folder = self.data_dir / "recordings" / f"session-{session.id:05d}"
-        meta = dict(self.meta, session_id=session.id, session_t0=round(session.t0 - session.recording_from, 4),
-                    outcome=summary.get("outcome"), routine=self.routine.id, leg=self.config.routine.leg,
-                    imu_rate_hz=getattr(self.imu, "rate_hz", None), force_rate_hz=self.config.force.sample_rate_hz)
-        snapshot = self.recorder.take(session.recording_from)
-        writer = threading.Thread(target=self._write_recording, args=(snapshot, folder, meta, session.id),
-                                  name="recording-writer", daemon=True)
-        self._writers = [w for w in self._writers if w.is_alive()] + [writer]
-        writer.start()
-        return folder
-
-    def _write_recording(self, snapshot: RecordingSnapshot, folder: Path, meta: dict, session_id: int) -> None:
-        try:
-            path = snapshot.write(folder, meta)
-            self.store.set_recording(session_id, str(path))
-            prune_recordings(self.data_dir / "recordings", self.config.storage.recordings_max_days,
-                             self.config.storage.recordings_max_mb)
-        except (OSError, KneerollError) as exc:
-            log.error("could not keep the recording of session %s: %s", session_id, exc)
+    def _recording_kept(self, session: SessionState, result: DaemonResult, path: Path | None, meta: dict) -> None:
+        """From the spool's thread, once the recording is in place (path None: no samples were kept)."""
+        result.recording_cut_short = meta.get("cut_short")
+        if path is None:
+            return
+        result.recording = str(path)
+        if session is not None and session.id is not None:
+            self.store.set_recording(session.id, str(path))
+        prune_recordings(self.recordings_dir, self.config.storage.recordings_max_days,
+                         self.config.storage.recordings_max_mb)
 
     def _cue_played(self, record: CueRecord) -> None:
         session = self.session  # read once: the main thread may end the session meanwhile
@@ -598,7 +543,9 @@ def prune_recordings(folder: Path, max_days: int, max_mb: int) -> list[Path]:
     """Deletes the oldest recordings past the age limit, then until under the size limit."""
     if not folder.exists():
         return []
-    entries = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    # a spool (a recording being written, or one left for recovery) is not a recording yet
+    entries = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(SPOOL_PREFIXES)),
+                     key=lambda p: p.stat().st_mtime)
     removed = []
     now = time.time()
     sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in entries}

@@ -54,6 +54,12 @@ class Recording:
     def truth(self) -> dict | None:
         return self.meta.get("truth")
 
+    @property
+    def cut_short(self) -> dict | None:
+        """Why the samples end before the session did (a disk near full, a crash), when they do."""
+        cut = self.meta.get("cut_short")
+        return cut if isinstance(cut, dict) else None
+
 
 def _open_text(path: Path):
     # utf-8-sig: spreadsheets often start a CSV with a byte-order mark
@@ -188,16 +194,49 @@ def on_time_grid(t: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(t, dtype=float) / TIME_RESOLUTION_S) * TIME_RESOLUTION_S
 
 
-def _increasing_on_the_grid(t: np.ndarray) -> np.ndarray:
-    """Which samples keep their written time increasing: what every reader here insists on."""
-    return forward_mask(np.round(np.asarray(t, dtype=float) / TIME_RESOLUTION_S), -np.inf)
+def increasing_on_the_grid(t: np.ndarray, after: float = -np.inf) -> np.ndarray:
+    """Which samples keep their written time increasing (past ``after``, a time already
+    written): what every reader here insists on."""
+    return forward_mask(np.round(np.asarray(t, dtype=float) / TIME_RESOLUTION_S), np.round(after / TIME_RESOLUTION_S))
 
 
-def _write_csv(path: Path, header: str, columns: list[np.ndarray], formats: list[str], gzip_it: bool) -> Path:
-    data = np.column_stack(columns)
+def imu_header(with_gyro: bool) -> str:
+    return ",".join(IMU_COLUMNS + (GYRO_COLUMNS if with_gyro else ()))
+
+
+FORCE_HEADER = ",".join(FORCE_COLUMNS)
+
+
+def imu_csv(t, accel, gyro, header: bool = True) -> bytes:
+    """IMU samples as the CSV lines every recording holds (the header line first if asked)."""
+    columns = [t, *np.asarray(accel).T]
+    formats = ["%.4f"] + ["%.6f"] * 3
+    if gyro is not None:
+        columns += list(np.asarray(gyro).T)
+        formats += ["%.4f"] * 3
+    return _csv(imu_header(gyro is not None) if header else None, columns, formats)
+
+
+def force_csv(t, force, header: bool = True) -> bytes:
+    """Force samples as the CSV lines every recording holds (the header line first if asked)."""
+    return _csv(FORCE_HEADER if header else None, [t, force], ["%.4f", "%.3f"])
+
+
+def _csv(header: str | None, columns: list[np.ndarray], formats: list[str]) -> bytes:
     text = io.StringIO()
-    np.savetxt(text, data, delimiter=",", fmt=formats, header=header, comments="")
-    body = text.getvalue().encode("utf-8")
+    if header is not None:
+        text.write(header + "\n")
+    if len(columns[0]):
+        np.savetxt(text, np.column_stack(columns), delimiter=",", fmt=formats)
+    return text.getvalue().encode("utf-8")
+
+
+def meta_json(meta: dict) -> bytes:
+    """meta.json's text: NaN and infinities as null, NumPy numbers as plain ones."""
+    return json.dumps(_jsonable(meta), indent=2).encode("utf-8")
+
+
+def _write_csv(path: Path, body: bytes, gzip_it: bool) -> Path:
     if gzip_it:
         path = path.with_name(path.name + ".gz")
         body = gzip.compress(body, compresslevel=6)
@@ -210,12 +249,12 @@ def write_recording_folder(out_dir: str | Path, imu_t, accel, gyro, force_t, for
     # a sample whose written time would not increase is one no reader accepts: it is left
     # out here, and counted in meta.json, so the file is always readable (the daemon's
     # samples are on the time grid already, so none of its own are ever left out)
-    imu_keep = _increasing_on_the_grid(imu_t)
+    imu_keep = increasing_on_the_grid(imu_t)
     imu_t, accel = np.asarray(imu_t)[imu_keep], np.asarray(accel)[imu_keep]
     gyro = None if gyro is None else np.asarray(gyro)[imu_keep]
     dropped = int(np.count_nonzero(~imu_keep))
     if force_t is not None:
-        force_keep = _increasing_on_the_grid(force_t)
+        force_keep = increasing_on_the_grid(force_t)
         force_t, force = np.asarray(force_t)[force_keep], np.asarray(force)[force_keep]
         dropped += int(np.count_nonzero(~force_keep))
     if dropped:
@@ -224,18 +263,11 @@ def write_recording_folder(out_dir: str | Path, imu_t, accel, gyro, force_t, for
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RecordingError(f"cannot create recording folder {out}: {exc.strerror}", "choose a writable --out") from None
-    imu_cols = [imu_t, *np.asarray(accel).T]
-    header = "t,ax,ay,az"
-    fmts = ["%.4f"] + ["%.6f"] * 3
-    if gyro is not None:
-        imu_cols += list(np.asarray(gyro).T)
-        header += ",gx,gy,gz"
-        fmts += ["%.4f"] * 3
-    _write_csv(out / "imu.csv", header, imu_cols, fmts, gzip)
+    _write_csv(out / "imu.csv", imu_csv(imu_t, accel, gyro), gzip)
     if force_t is not None and len(force_t):
-        _write_csv(out / "force.csv", "t,force", [force_t, force], ["%.4f", "%.3f"], gzip)
+        _write_csv(out / "force.csv", force_csv(force_t, force), gzip)
     # meta.json last: a folder with it is whole
-    write_atomically(out / "meta.json", json.dumps(_jsonable(meta), indent=2).encode("utf-8"))
+    write_atomically(out / "meta.json", meta_json(meta))
     return out
 
 

@@ -6,13 +6,17 @@ at a different moment, and checks: the database passes integrity_check; every
 earlier session is exactly as it was; the killed session reads as interrupted
 at once; its last commit is within about a second of the kill, and what is
 there is a prefix of what was logged (every step row's strokes and reps have
-their events). Then a short session is written in process, as a restarted
-daemon would, which marks the killed one interrupted for good.
+their events). Then, in process, as a restarted daemon would, the killed
+session's raw samples become its recording and a short session is written,
+which marks the killed one interrupted for good. Last, a killed session's
+recording, made whole at the next start of the demo, holds every sample the
+killed process had written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import os
@@ -27,6 +31,9 @@ import pytest
 
 from kneeroll_device import store
 from kneeroll_device.cli import main
+from kneeroll_device.recording import read_recording
+from kneeroll_device.spool import IMU_FILE, SPOOL_PREFIX
+from kneeroll_device.spool_recovery import recover_spools, whole_members_end
 from kneeroll_device.store import DB_NAME, SessionLog
 
 SPEED = 40
@@ -114,6 +121,7 @@ def wait_for_new_session(path: Path, known: set[int], proc: subprocess.Popen, ti
 def test_kill_minus_nine_at_many_moments_loses_at_most_the_last_second(tmp_path):
     known: dict[int, dict] = {}
     killed_sessions = []
+    recordings_recovered = 0
     for round_, delay in enumerate(KILL_AFTER, start=1):
         proc = start_demo(tmp_path, seed=round_)
         try:
@@ -158,11 +166,16 @@ def test_kill_minus_nine_at_many_moments_loses_at_most_the_last_second(tmp_path)
                     assert logged >= count, f"round {round_}: step {step['position']} row without its {kind}s"
             db.close()
 
-        # the daemon restarts: a short session, and the killed one is interrupted for good
+        # the daemon restarts: the killed session's raw samples become its recording, a short
+        # session is logged, and the killed one is interrupted for good
         with SessionLog(tmp_path) as log:
             assert log.salvaged == ([killed] if killed is not None else [])
+            recovered = recover_spools(tmp_path / "recordings", log.path, log.set_recording)
             short = write_session(log)
             assert log.flush()
+        assert all(r.session_id == killed and len(read_recording(r.path).imu_t) for r in recovered)
+        recordings_recovered += len(recovered)
+        assert not list((tmp_path / "recordings").glob(".*")), "a spool was left behind"
         after = {s["id"]: s for s in history(tmp_path)}
         assert after[short]["outcome"] == "completed"
         if killed is not None:
@@ -174,6 +187,65 @@ def test_kill_minus_nine_at_many_moments_loses_at_most_the_last_second(tmp_path)
         known = snapshot(tmp_path)
 
     assert len(killed_sessions) >= 5
+    # a spool is written to every 5 s at most (sooner at the demo's speed): the late kills have one
+    assert recordings_recovered >= 1
     outcomes = {s["id"]: s["outcome"] for s in history(tmp_path)}
     assert all(outcomes[k] == "interrupted" for k in killed_sessions)
     assert sum(1 for o in outcomes.values() if o == "completed") == len(KILL_AFTER)
+
+
+# --- the raw samples of a killed session --------------------------------------------------------
+
+
+def wait_for_a_whole_write(recordings: Path, proc: subprocess.Popen, timeout: float = 30.0) -> Path:
+    """The killed session's spool, once its IMU file holds at least one whole gzip member."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for spool in recordings.glob(f"{SPOOL_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if whole_members_end(spool / IMU_FILE) > 0:
+                    return spool
+        assert proc.poll() is None, "the demo ended before its recording was written to"
+        time.sleep(0.01)  # another process's files: nothing to wait on in this one
+    raise AssertionError("the demo's recording was never written to while it ran")
+
+
+def whole_imu_lines(spool: Path) -> list[str]:
+    """The IMU lines of the spool's whole gzip members: what a crash cannot take back."""
+    data = (spool / IMU_FILE).read_bytes()
+    return gzip.decompress(data[:whole_members_end(spool / IMU_FILE)]).decode().splitlines()
+
+
+def test_a_session_killed_with_sigkill_keeps_its_raw_samples_as_its_recording(tmp_path):
+    proc = start_demo(tmp_path, seed=1)
+    try:
+        killed = wait_for_new_session(tmp_path, set(), proc)
+        wait_for_a_whole_write(tmp_path / "recordings", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    (spool,) = (tmp_path / "recordings").glob(f"{SPOOL_PREFIX}*")
+    left = whole_imu_lines(spool)
+
+    # the daemon starts again: the spool becomes the killed session's recording
+    again = subprocess.run([sys.executable, "-m", "kneeroll_device.cli", "demo", "--speed", str(SPEED), "--json",
+                            "--data-dir", str(tmp_path), "--seed", "2"], capture_output=True, text=True, timeout=240,
+                           env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    assert again.returncode == 0, again.stderr
+    shown = {s["id"]: s for s in history(tmp_path)}
+    recording = tmp_path / "recordings" / f"session-{killed:05d}"
+    assert shown[killed]["outcome"] == "interrupted" and shown[killed]["recording"] == str(recording)
+    assert sorted(p.name for p in (tmp_path / "recordings").iterdir()) == [
+        f"session-{killed:05d}", f"session-{json.loads(again.stdout)['session_id']:05d}"]
+
+    rec = read_recording(recording)
+    assert len(rec.imu_t) == len(left) - 1  # every whole write, the header aside
+    assert f"{rec.imu_t[-1]:.4f}" == left[-1].split(",")[0]
+    assert rec.meta["outcome"] == "interrupted" and rec.meta["session_id"] == killed
+    assert "crash" in rec.cut_short["reason"] and rec.cut_short["at_s"] >= rec.imu_t[-1]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["replay", str(recording), "--json"]) == 0
+    assert json.loads(out.getvalue())["cut_short"] == rec.cut_short

@@ -13,8 +13,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kneeroll_device.daemon import STALE_S, Daemon, Recorder, prune_recordings
+from kneeroll_device.daemon import STALE_S, Daemon, prune_recordings
+from kneeroll_device.recorder import Recorder
+from kneeroll_device.recording import read_recording
 from kneeroll_device.samples import ForceBlock, ImuBlock
+from kneeroll_device.spool import RecordingSpool
 
 SPEED = 5.0
 FAULT_AT, FAULT_S = 8.0, 5.0  # demo seconds: the IMU leaves the bus at 8 s for 5 s
@@ -110,12 +113,19 @@ def test_a_session_keeps_everything_from_a_whole_second_before_it(tmp_path):
         recorder.add_force(ForceBlock(second + 0.37 + np.arange(0, 1, 1 / 80), np.full(80, 5.0)))
     start = recorder.start()
     assert start == float(int(start)) and start <= recorder.imu[0].t[0]
+    recorder.attach(RecordingSpool(tmp_path / "recordings", session_id=1, t_from=start, meta={"session_id": 1}))
     for second in range(40, 100):
         recorder.add_imu(imu_block(second + 0.37))
-    snapshot = recorder.take(start)
-    assert snapshot.imu[-1].t[-1] > 99 and not recorder.in_session
-    folder = snapshot.write(tmp_path / "rec", {"session_id": 1})
-    assert (folder / "imu.csv.gz").exists() and (folder / "force.csv.gz").exists()
+    spool = recorder.detach()
+    assert not recorder.in_session
+    spool.finish({"outcome": "completed"})
+    spool.join(timeout=30)
+    assert spool.path == tmp_path / "recordings" / "session-00001"
+    assert (spool.path / "imu.csv.gz").exists() and (spool.path / "force.csv.gz").exists()
+    rec = read_recording(spool.path)
+    assert 5.0 < rec.imu_t[0] + start <= 10.37  # the last 30 s before the session, not all 40
+    assert rec.imu_t[-1] + start == pytest.approx(100.36)  # and everything up to its end
+    assert rec.meta["outcome"] == "completed" and rec.cut_short is None
 
 
 def test_old_recordings_are_pruned_by_age_and_size(tmp_path):
@@ -131,3 +141,15 @@ def test_old_recordings_are_pruned_by_age_and_size(tmp_path):
     removed = prune_recordings(folder, max_days=30, max_mb=0.5)
     assert [p.name for p in removed] == ["session-00002"]  # too big now; the newest is always kept
     assert (folder / "session-00003").exists()
+
+
+def test_pruning_leaves_the_spools_alone(tmp_path):
+    folder = tmp_path / "recordings"
+    for name, age_days in ((".partial-0a1b2c", 40), ("session-00001", 40), ("session-00002", 0)):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "imu.csv.gz").write_bytes(b"x" * 400_000)
+        stamp = time.time() - age_days * 86400
+        os.utime(folder / name, (stamp, stamp))
+    assert [p.name for p in prune_recordings(folder, max_days=30, max_mb=1)] == ["session-00001"]
+    assert (folder / ".partial-0a1b2c").exists()  # being written, or waiting for recovery
+

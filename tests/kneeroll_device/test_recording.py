@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from kneeroll_device.errors import RecordingError
-from kneeroll_device.daemon import Recorder
 from kneeroll_device.pipeline.framing import forward_mask
+from kneeroll_device.recorder import Recorder
 from kneeroll_device.recording import on_time_grid, read_recording, write_recording_folder
 from kneeroll_device.samples import ForceBlock, ImuBlock
+from kneeroll_device.spool import RecordingSpool
 
 
 def test_a_recording_round_trips_plain_and_gzipped(tmp_path):
@@ -93,7 +94,7 @@ def test_samples_closer_than_the_written_resolution_still_make_a_readable_file(t
 
 def test_the_daemon_records_exactly_the_sample_times_its_pipeline_used(tmp_path):
     recorder = Recorder()
-    recorder.start()
+    recorder.attach(RecordingSpool(tmp_path / "recordings", session_id=1, t_from=1000.0, meta={}))
     used = []
     # two blocks from a link whose clock mapping stepped back by a hair between them
     blocks = [np.array([1000.0, 1000.0125, 1000.02500004]), np.array([1000.02502, 1000.0250001, 1000.0375])]
@@ -103,8 +104,10 @@ def test_the_daemon_records_exactly_the_sample_times_its_pipeline_used(tmp_path)
         recorder.add_imu(ImuBlock(block.t, np.zeros((len(raw), 3)), None))
         last = used[-1] if used else -np.inf
         used.extend(block.t[forward_mask(block.t, last)])
-    folder = recorder.take(1000.0).write(tmp_path / "session", {})
-    rec = read_recording(folder)
+    spool = recorder.detach()
+    spool.finish({})
+    spool.join(timeout=30)
+    rec = read_recording(spool.path)
     np.testing.assert_allclose(rec.force_t, np.array(used) - 1000.0, atol=1e-9)
     assert "samples_left_out" not in rec.meta
 

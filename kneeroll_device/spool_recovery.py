@@ -1,0 +1,210 @@
+"""Recordings left behind by a daemon that died, made whole when the daemon starts again.
+
+A spool folder (spool.py) whose lock nobody holds was left by a process that is
+gone: a crash, ``kill -9``, a power cut, or a finish that failed. Each of its gzip
+files is cut back to its last whole member (a member cut short by the end of the
+process is dropped, never repaired by guesswork), the result must pass the
+recording reader, and the folder is renamed into a recording whose meta.json
+says it was cut short and recovered. It becomes its session's recording when the
+log has that session from the same writer; otherwise it is kept as an orphan
+recording, named after the time it was started. A spool with no whole IMU
+samples holds nothing any reader would take: it is removed, saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .atomic import write_atomically
+from .errors import KneerollError
+from .recording import meta_json, read_recording
+from .spool import (CONTROLS_FILE, FORCE_FILE, IMU_FILE, NEW_PREFIX, SPOOL_PREFIX, SpoolFiles, lock_folder,
+                    read_spool_meta, recording_name)
+from .store import connect, effective_outcome, utc_now
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 1 << 16
+STALE_NEW_S = 3600.0  # a spool folder still unnamed this long was left by a start that died
+CUT_BY_EXIT = ("the daemon stopped before it finished the recording (a crash, a kill or a power cut): "
+               "the samples up to its last write are kept")
+
+
+@dataclass
+class Recovered:
+    path: Path
+    session_id: int | None  # the session it became the recording of, or None for an orphan
+    cut_short: dict
+
+
+def whole_members_end(path: Path) -> int:
+    """How many leading bytes of a gzip file are whole members, each ending in its checksum."""
+    end = position = 0
+    inflater = zlib.decompressobj(wbits=31)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(READ_BYTES):
+            while chunk:
+                try:
+                    inflater.decompress(chunk)
+                except zlib.error:
+                    return end  # damaged from here on: keep what came before
+                if not inflater.eof:
+                    position += len(chunk)
+                    break
+                position += len(chunk) - len(inflater.unused_data)
+                end = position
+                chunk = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=31)
+    return end
+
+
+def trim_to_whole_members(path: Path) -> bool:
+    """Cuts the file back to its whole members; removes it if there are none. True if it is kept."""
+    if not path.exists():
+        return False
+    end = whole_members_end(path)
+    if end == 0:
+        path.unlink()
+        return False
+    if end < path.stat().st_size:
+        os.truncate(path, end)
+    return True
+
+
+def read_controls(folder: Path) -> list[list]:
+    """The button presses the spool kept; a line cut short by the crash is left out."""
+    try:
+        lines = (folder / CONTROLS_FILE).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    controls = []
+    for line in lines:
+        t, _, kind = line.partition(",")
+        try:
+            t = float(t)
+        except ValueError:
+            continue
+        if kind in ("press", "hold"):
+            controls.append([t, kind])
+    return controls
+
+
+def logged_session(log_path: Path | None, session_id, writer) -> dict | None:
+    """The session's row, if the log holds it as written by the spool's own writer."""
+    if log_path is None or not isinstance(session_id, int) or not writer:
+        return None
+    try:
+        db = connect(log_path, readonly=True)
+    except (KneerollError, sqlite3.Error):
+        return None
+    try:
+        row = db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    row = dict(row) if row is not None else None
+    return row if row is not None and row.get("writer") == writer else None
+
+
+def recover_spools(recordings_dir: Path, log_path: Path | None = None,
+                   link: Callable[[int, str], None] | None = None) -> list[Recovered]:
+    """Every spool left by a writer that is gone, as a whole recording; ``link(session_id, path)``
+    names it in the log. Spools being written (their lock is held) are left alone."""
+    if not recordings_dir.is_dir():
+        return []
+    recovered = []
+    for folder in sorted(recordings_dir.iterdir()):
+        if folder.name.startswith(NEW_PREFIX):
+            _remove_if_stale(folder)
+        elif folder.name.startswith(SPOOL_PREFIX) and folder.is_dir():
+            try:
+                done = _recover_one(folder, log_path)
+            except OSError as exc:  # the disk: try again at the next start
+                log.error("could not recover the recording left in %s: %s", folder, exc.strerror or exc)
+                continue
+            if done is not None:
+                recovered.append(done)
+                if done.session_id is not None and link is not None:
+                    link(done.session_id, str(done.path))
+    return recovered
+
+
+def _recover_one(folder: Path, log_path: Path | None) -> Recovered | None:
+    lock_fd = _lock_if_left(folder)
+    if lock_fd is None:
+        return None
+    files = SpoolFiles(folder, lock_fd, 0.0)
+    spool = read_spool_meta(folder)
+    imu_kept = trim_to_whole_members(folder / IMU_FILE)
+    trim_to_whole_members(folder / FORCE_FILE)
+    if not imu_kept:
+        log.warning("the recording left in %s held no whole IMU samples: removed", folder)
+        files.discard()
+        return None
+    try:
+        rec = read_recording(folder)
+    except KneerollError as exc:
+        log.error("the recording left in %s is not readable (%s): removed", folder, exc)
+        files.discard()
+        return None
+    session = logged_session(log_path, spool.get("session_id"), spool.get("writer"))
+    cut = {"at_s": round(float(rec.imu_t[-1] if rec.force_t is None else max(rec.imu_t[-1], rec.force_t[-1])), 4),
+           "reason": CUT_BY_EXIT}
+    meta = dict(spool.get("meta") or {}, controls=read_controls(folder), cut_short=cut,
+                recovered={"at": utc_now(), "spool": folder.name, "opened_at": spool.get("opened_at")})
+    # the log's word when it has the session's end, else interrupted: the spool's writer is gone
+    outcome = effective_outcome(session) if session is not None else "interrupted"
+    meta["outcome"] = outcome if outcome in ("completed", "abandoned") else "interrupted"
+    write_atomically(folder / "meta.json", meta_json(meta))
+    place = files.settle(recording_name(session["id"]) if session is not None else _orphan_name(spool))
+    log.warning("recovered the recording of %s, cut short at %.1f s: %s",
+                f"session {session['id']}" if session is not None else "a session the log does not have",
+                cut["at_s"], place)
+    return Recovered(place, session["id"] if session is not None else None, cut)
+
+
+def _lock_if_left(folder: Path) -> int | None:
+    """The folder's lock, if its writer is gone and the folder is still the one locked."""
+    try:
+        lock_fd = lock_folder(folder)
+    except FileNotFoundError:  # finished or recovered meanwhile
+        return None
+    if lock_fd is None:
+        return None  # being written
+    try:
+        same = os.stat(folder).st_ino == os.fstat(lock_fd).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:  # renamed by its writer between our open and our lock
+        os.close(lock_fd)
+        return None
+    return lock_fd
+
+
+def _orphan_name(spool: dict) -> str:
+    """An orphan recording's name: when its session started (as the spool says), else now."""
+    opened = str(spool.get("opened_at") or utc_now())
+    stamp = "".join(c for c in opened[:19] if c.isdigit())
+    return f"orphan-{stamp[:8]}T{stamp[8:14]}" if len(stamp) >= 14 else f"orphan-{time.strftime('%Y%m%dT%H%M%S')}"
+
+
+def _remove_if_stale(folder: Path) -> None:
+    """A spool folder that never got its name: its start died. Removed once it is old and unlocked."""
+    try:
+        if time.time() - folder.stat().st_mtime < STALE_NEW_S:
+            return
+        lock_fd = lock_folder(folder)
+    except OSError:
+        return
+    if lock_fd is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(lock_fd)

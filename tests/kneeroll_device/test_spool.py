@@ -1,0 +1,221 @@
+"""Recordings written as the session runs, in whole gzip members, and what a writer that died
+leaves behind made into a whole recording at the next start."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kneeroll_device.recording import read_recording
+from kneeroll_device.samples import ForceBlock, ImuBlock
+from kneeroll_device.spool import FORCE_FILE, IMU_FILE, MAX_WAITING, SPOOL_PREFIX, RecordingSpool, SpoolFiles
+from kneeroll_device.spool_recovery import recover_spools, whole_members_end
+from kneeroll_device.store import SessionLog, writer_tag
+
+T_FROM = 100.0
+
+
+def imu_block(t0: float, seconds: float = 1.0) -> ImuBlock:
+    t = np.round(t0 + np.arange(0, seconds, 0.01), 4)
+    return ImuBlock(t, np.column_stack([np.sin(t), np.cos(t), np.ones_like(t)]), np.column_stack([t, -t, 2 * t]))
+
+
+def force_block(t0: float, seconds: float = 1.0) -> ForceBlock:
+    t = np.round(t0 + np.arange(0, seconds, 0.0125), 4)
+    return ForceBlock(t, 50 + 10 * np.sin(t))
+
+
+def spool_files(recordings: Path, session_id: int | None = 1, writer: str | None = None) -> SpoolFiles:
+    meta = {"session_id": session_id, "writer": writer or writer_tag(), "opened_at": "2026-03-01T07:30:00+00:00",
+            "t_from": T_FROM, "meta": {"session_id": session_id, "routine": "runners-knee"}}
+    return SpoolFiles.create(recordings, meta, T_FROM)
+
+
+def write_seconds(files: SpoolFiles, seconds: range) -> None:
+    """One chunk a second, as a writer that flushes every second would leave them."""
+    for s in seconds:
+        files.append(files.encode([imu_block(T_FROM + s)], [force_block(T_FROM + s)], []))
+
+
+def finished(spool: RecordingSpool) -> tuple[Path | None, dict]:
+    done = []
+    spool.finish({"outcome": "completed"}, on_done=lambda path, meta: done.append((path, meta)))
+    spool.join(timeout=60)
+    assert not spool.is_alive() and len(done) == 1
+    return done[0]
+
+
+# --- the files ---------------------------------------------------------------------------------
+
+
+def test_a_spool_is_a_readable_recording_after_every_write(tmp_path):
+    files = spool_files(tmp_path / "recordings")
+    for second in range(3):
+        write_seconds(files, range(second, second + 1))
+        rec = read_recording(files.folder)  # at any moment: what a crash would leave
+        assert rec.imu_t[-1] == pytest.approx(second + 0.99) and rec.force_t[-1] == pytest.approx(second + 0.9875)
+    data = (files.folder / IMU_FILE).read_bytes()
+    assert data.count(b"\x1f\x8b\x08") >= 3  # one gzip member a write
+    assert gzip.decompress(data).decode().count("t,ax,ay,az,gx,gy,gz") == 1  # the header once, in the first
+    files.close()
+
+
+def test_samples_no_reader_would_take_are_left_out_and_counted(tmp_path):
+    files = spool_files(tmp_path / "recordings")
+    block = imu_block(T_FROM)
+    accel = block.accel.copy()
+    accel[5] = np.nan
+    t = block.t.copy()
+    t[10] = t[9]  # the same printed time twice
+    files.append(files.encode([ImuBlock(t, accel, block.gyro), imu_block(T_FROM + 0.5)], [], []))  # and back in time
+    rec = read_recording(files.folder)
+    assert np.all(np.diff(rec.imu_t) > 0) and np.all(np.isfinite(rec.accel))
+    assert files.left_out == 2 + 50
+    files.close()
+
+
+# --- where a recording ends before its session ---------------------------------------------------
+
+
+def test_a_recording_past_its_longest_is_cut_there(tmp_path):
+    spool = RecordingSpool(tmp_path / "recordings", session_id=2, t_from=T_FROM, meta={}, max_s=3.0,
+                           flush_span_s=1.5)
+    for second in range(6):
+        spool.add_imu(imu_block(T_FROM + second))
+    path, meta = finished(spool)
+    rec = read_recording(path)
+    assert rec.imu_t[-1] <= 3.0 and "limit of" in rec.cut_short["reason"]
+
+
+# --- what a writer that died leaves behind ----------------------------------------------------------
+
+
+def test_a_spool_left_behind_becomes_its_sessions_recording_cut_short(tmp_path):
+    with SessionLog(tmp_path) as log:
+        session_id = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
+        assert log.flush()
+        files = spool_files(tmp_path / "recordings", session_id)
+        write_seconds(files, range(4))
+        files.close()  # the writer is gone: its lock with it
+        linked = []
+        recovered = recover_spools(tmp_path / "recordings", log.path, lambda sid, path: linked.append((sid, path)))
+    assert [r.session_id for r in recovered] == [session_id]
+    path = recovered[0].path
+    assert path == tmp_path / "recordings" / f"session-{session_id:05d}" and linked == [(session_id, str(path))]
+    rec = read_recording(path)
+    assert rec.imu_t[-1] == pytest.approx(3.99) and rec.cut_short["at_s"] == pytest.approx(3.99)
+    assert "crash" in rec.cut_short["reason"] and rec.meta["routine"] == "runners-knee"
+    assert sorted(p.name for p in path.iterdir()) == ["force.csv.gz", "imu.csv.gz", "meta.json"]
+
+
+def test_a_member_cut_short_by_the_crash_is_dropped_and_the_rest_kept(tmp_path):
+    files = spool_files(tmp_path / "recordings", session_id=None)
+    write_seconds(files, range(3))
+    whole = (files.folder / IMU_FILE).stat().st_size
+    last = files.encode([imu_block(T_FROM + 3)], [force_block(T_FROM + 3)], [])
+    with open(files.folder / IMU_FILE, "ab") as handle:  # the crash came in the middle of the next write
+        handle.write(last.imu[: len(last.imu) // 2])
+    with open(files.folder / FORCE_FILE, "ab") as handle:
+        handle.write(last.force[:10])
+    files.close()
+    assert whole_members_end(files.folder / IMU_FILE) == whole
+    (recovered,) = recover_spools(tmp_path / "recordings")
+    assert recovered.session_id is None and recovered.path.name == "orphan-20260301T073000"
+    rec = read_recording(recovered.path)
+    assert rec.imu_t[-1] == pytest.approx(2.99) and rec.force_t[-1] == pytest.approx(2.9875)
+    assert rec.meta["outcome"] == "interrupted"
+
+
+def test_a_spool_being_written_is_left_alone(tmp_path):
+    files = spool_files(tmp_path / "recordings")
+    write_seconds(files, range(2))
+    assert recover_spools(tmp_path / "recordings") == []
+    assert files.folder.exists()
+    files.close()
+
+
+def test_a_spool_of_another_writers_session_is_kept_as_an_orphan(tmp_path):
+    with SessionLog(tmp_path) as log:
+        session_id = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
+        assert log.flush()
+        files = spool_files(tmp_path / "recordings", session_id, writer="elsewhere/boot/1")  # a log started afresh
+        write_seconds(files, range(2))
+        files.close()
+        (recovered,) = recover_spools(tmp_path / "recordings", log.path, lambda *_: pytest.fail("linked"))
+    assert recovered.session_id is None and recovered.path.name.startswith("orphan-")
+    assert len(read_recording(recovered.path).imu_t) == 200
+
+
+def test_a_spool_with_no_whole_samples_is_removed(tmp_path):
+    files = spool_files(tmp_path / "recordings")
+    chunk = files.encode([imu_block(T_FROM)], [], [])
+    (files.folder / IMU_FILE).write_bytes(chunk.imu[:-5])  # killed while the first write was on its way
+    files.close()
+    assert recover_spools(tmp_path / "recordings") == []
+    assert list((tmp_path / "recordings").iterdir()) == []
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [sys.argv[2], sys.argv[3]]
+    from pathlib import Path
+    from test_spool import spool_files, write_seconds
+    files = spool_files(Path(sys.argv[1]), session_id=None)
+    for second in range(5):
+        write_seconds(files, range(second, second + 1))
+        print(second, flush=True)
+    sys.stdin.read()  # held open, its lock held, until it is killed
+""")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_writer_killed_with_sigkill_leaves_what_it_had_written(tmp_path):
+    here = Path(__file__).resolve()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "recordings"), str(here.parent),
+                               str(here.parents[1])], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(here.parents[2])))
+    try:
+        lines = [writer.stdout.readline() for _ in range(5)]  # each line: one more second on the disk
+        assert lines[-1].strip() == "4", lines
+        (spool,) = [p for p in (tmp_path / "recordings").iterdir() if p.name.startswith(SPOOL_PREFIX)]
+        assert recover_spools(tmp_path / "recordings") == []  # alive: its lock is held
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    finally:
+        writer.kill()
+        writer.wait()
+    (recovered,) = recover_spools(tmp_path / "recordings")
+    assert not spool.exists()
+    rec = read_recording(recovered.path)
+    expected = np.concatenate([imu_block(T_FROM + s).t for s in range(5)]) - T_FROM
+    np.testing.assert_allclose(rec.imu_t, expected, atol=1e-9)
+    np.testing.assert_allclose(rec.gyro[:, 0], expected + T_FROM, atol=1e-4)
+
+
+def test_a_disk_that_does_not_keep_up_ends_the_recording_instead_of_filling_memory(tmp_path, monkeypatch):
+    released = threading.Event()
+    append = SpoolFiles.append
+
+    def stuck_disk(files, chunk):
+        released.wait(timeout=60)  # the first write hangs until the daemon's side has given up
+        append(files, chunk)
+
+    monkeypatch.setattr(SpoolFiles, "append", stuck_disk)
+    spool = RecordingSpool(tmp_path / "recordings", session_id=4, t_from=T_FROM, meta={},
+                           flush_every_s=float("inf"), flush_span_s=0.5)
+    for second in range(MAX_WAITING + 10):  # a chunk a block
+        spool.add_imu(imu_block(T_FROM + second))
+    released.set()
+    path, meta = finished(spool)
+    rec = read_recording(path)
+    assert "did not keep up" in rec.cut_short["reason"]
+    assert np.all(np.diff(rec.imu_t) > 0) and rec.imu_t[-1] < rec.cut_short["at_s"] <= MAX_WAITING + 2

@@ -209,12 +209,15 @@ class StorageConfig:
     keep_recordings: bool
     recordings_max_days: int
     recordings_max_mb: int
+    recordings_reserve_mb: int
 
     RULES = {
         "data_dir": Rule(str),
         "keep_recordings": Rule(bool),
         "recordings_max_days": Rule(int, low=1, high=3650),
         "recordings_max_mb": Rule(int, low=1, high=1_000_000),
+        # at least 1 MB: the log's next writes (and its WAL) must always find room
+        "recordings_reserve_mb": Rule(int, low=1, high=1_000_000),
     }
 
 

@@ -13,8 +13,9 @@ watchdog is fed only while IMU samples are fresh (a stalled IMU needs the
 restart systemd will give), or while the force link is declared degraded.
 
 A session's raw samples go to its recording spool (spool.py), whose own thread
-writes them to disk as the session runs; a spool left by a daemon that died
-becomes a recording when the next one starts (spool_recovery.py).
+writes them to disk as the session runs, and stops before the space kept for
+the log (diskspace.py) is touched; a spool left by a daemon that died becomes a
+recording when the next one starts (spool_recovery.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 from .clock import SystemClock
 from .controls import ButtonControl
 from .cues import CuePlayer, CueRecord
+from .diskspace import MB, SpaceReserve
 from .live import LivePublisher, live_socket_path, snapshot
 from .pipeline import ContactModel, Pipeline
 from .recorder import Recorder
@@ -166,6 +168,7 @@ class Daemon:
         self.recordings_dir = self.data_dir / "recordings"
         self._recover_recordings()
         self.recorder = Recorder() if config.storage.keep_recordings else None
+        self.reserve = SpaceReserve(self.data_dir, config.storage.recordings_reserve_mb * MB)
         self.live = LivePublisher(live_socket_path(config))
         self._live_kpa = float("nan")
         self._live_warning: dict | None = None
@@ -393,6 +396,7 @@ class Daemon:
                     routine=self.routine.id, leg=self.config.routine.leg,
                     imu_rate_hz=getattr(self.imu, "rate_hz", None), force_rate_hz=self.config.force.sample_rate_hz)
         spool = RecordingSpool(self.recordings_dir, session_id=session.id, t_from=session.recording_from, meta=meta,
+                               reserve=self.reserve,
                                on_cut_short=lambda cut: self._recording_cut_short(session, cut))
         self._writers = [w for w in self._writers if w.is_alive()] + [spool]
         return spool

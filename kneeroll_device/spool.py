@@ -15,7 +15,8 @@ kernel lets go of it when the process dies, however it dies, which is how
 recovery tells a spool left behind from one being written.
 
 Memory holds a few seconds of samples; the flash sees one write every few
-seconds.
+seconds; the space kept for the session log (diskspace.py) is checked before
+each write, and once it would be touched the recording stops, whole.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from .atomic import write_atomically
+from .diskspace import SpaceReserve
 from .errors import KneerollError
 from .recording import force_csv, imu_csv, increasing_on_the_grid, meta_json
 from .samples import ForceBlock, ImuBlock
@@ -329,10 +331,10 @@ class RecordingSpool:
     """
 
     def __init__(self, recordings_dir: Path, *, session_id: int | None, t_from: float, meta: dict,
-                 max_s: float = MAX_S, flush_every_s: float = FLUSH_EVERY_S,
+                 reserve: SpaceReserve, max_s: float = MAX_S, flush_every_s: float = FLUSH_EVERY_S,
                  flush_span_s: float = FLUSH_SPAN_S, on_cut_short: Callable[[dict], None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic):
-        self.session_id, self.t_from, self.meta, self.max_s = session_id, t_from, meta, max_s
+        self.session_id, self.t_from, self.meta, self.reserve, self.max_s = session_id, t_from, meta, reserve, max_s
         self.flush_every_s, self.flush_span_s = flush_every_s, flush_span_s
         self.on_cut_short = on_cut_short
         self.monotonic = monotonic
@@ -433,6 +435,9 @@ class RecordingSpool:
 
     def _write(self, files: SpoolFiles, samples: _Samples) -> None:
         chunk = files.encode(samples.imu, samples.force, samples.controls, until=self.max_s)
+        if chunk.size and not self.reserve.allows(chunk.size):
+            self._cut(files, self.reserve.reason(), chunk.first_t)
+            return
         try:
             files.append(chunk)
         except OSError as exc:

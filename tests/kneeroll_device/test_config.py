@@ -19,6 +19,7 @@ def test_defaults_are_documented_and_valid():
     assert config.imu.rate_hz == 100 and config.imu.accel_range_g == 4 and config.imu.gyro_range_dps == 500
     assert config.force.port == "/dev/serial0"
     assert config.pins.used_pins() == {"led_red": 17, "buzzer": 18, "button": 23, "led_green": 27, "led_blue": 22}
+    assert config.storage.recordings_reserve_mb == 50  # about two years of the log: docs/session-log.md
 
 
 def test_a_file_overrides_only_what_it_names(tmp_path):
@@ -37,6 +38,8 @@ def test_a_file_overrides_only_what_it_names(tmp_path):
     ("[imu]\nchip = 'bmi160'\n", ["imu.chip", "mpu6050"]),
     ("[screen]\nsize = 3\n", ["unknown config section [screen]"]),
     ("[imu\n", ["not valid TOML"]),
+    ("[storage]\nrecordings_reserve_mb = 0\n", ["storage.recordings_reserve_mb", "out of range", "from 1 to"]),
+    ("[storage]\nrecordings_reserve_mb = 2.5\n", ["storage.recordings_reserve_mb", "an integer"]),
 ])
 def test_bad_keys_and_values_are_named(tmp_path, text, words):
     with pytest.raises(ConfigError) as caught:

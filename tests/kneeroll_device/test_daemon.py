@@ -1,10 +1,14 @@
-"""The daemon: under systemd's eyes (a fake NOTIFY_SOCKET on a real datagram socket), and its raw-sample buffer."""
+"""The daemon: under systemd's eyes (a fake NOTIFY_SOCKET on a real datagram socket), its raw-sample buffer, and
+the recordings on a disk near full."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from kneeroll_device import demo, diskspace
+from kneeroll_device.cli import main
+from kneeroll_device.config import load_config
 from kneeroll_device.daemon import STALE_S, Daemon, prune_recordings
+from kneeroll_device.diskspace import MB, SpaceReserve
 from kneeroll_device.recorder import Recorder
 from kneeroll_device.recording import read_recording
 from kneeroll_device.samples import ForceBlock, ImuBlock
@@ -113,7 +121,8 @@ def test_a_session_keeps_everything_from_a_whole_second_before_it(tmp_path):
         recorder.add_force(ForceBlock(second + 0.37 + np.arange(0, 1, 1 / 80), np.full(80, 5.0)))
     start = recorder.start()
     assert start == float(int(start)) and start <= recorder.imu[0].t[0]
-    recorder.attach(RecordingSpool(tmp_path / "recordings", session_id=1, t_from=start, meta={"session_id": 1}))
+    recorder.attach(RecordingSpool(tmp_path / "recordings", session_id=1, t_from=start, meta={"session_id": 1},
+                                   reserve=SpaceReserve(tmp_path, 50 * MB, measure=lambda _: 10**12)))
     for second in range(40, 100):
         recorder.add_imu(imu_block(second + 0.37))
     spool = recorder.detach()
@@ -153,3 +162,34 @@ def test_pruning_leaves_the_spools_alone(tmp_path):
     assert [p.name for p in prune_recordings(folder, max_days=30, max_mb=1)] == ["session-00001"]
     assert (folder / ".partial-0a1b2c").exists()  # being written, or waiting for recovery
 
+
+def test_a_disk_near_full_stops_the_recording_with_one_warning_and_the_log_goes_on(tmp_path, monkeypatch, caplog,
+                                                                                    capsys, routine, session1):
+    checks = []
+
+    def room_for_one_write(path) -> int:
+        checks.append(path)
+        return 10**12 if len(checks) == 1 else 50 * MB - 1  # then under the reserve, for good
+
+    monkeypatch.setattr(diskspace, "free_bytes", room_for_one_write)
+    monkeypatch.setattr(demo, "stop_on_signals", lambda daemon: None)  # pytest keeps its own Ctrl-C
+    config = load_config().replace(storage={"data_dir": str(tmp_path)})
+    caplog.set_level(logging.WARNING)
+    result, _ = demo.run_demo(config, routine, session1, data_dir=tmp_path, speed=40.0)
+
+    assert result.outcome == "completed"
+    assert len(checks) == 2  # the write it allowed, the one it refused; none once the recording stopped
+    warnings = [r for r in caplog.records if r.name == "kneeroll_device.diskspace"]
+    assert len(warnings) == 1 and "49.9 MB free, under the 50 MB kept for the session log" in warnings[0].getMessage()
+    rec = read_recording(result.recording)  # what was kept is whole
+    assert rec.cut_short == result.recording_cut_short and "kept for the session log" in rec.cut_short["reason"]
+    assert rec.duration < session1.duration / 2
+    db = sqlite3.connect(tmp_path / "kneeroll.db")
+    row = db.execute("SELECT outcome, steps_done, recording FROM sessions WHERE id=?", (result.session_id,)).fetchone()
+    gaps = [json.loads(detail) for (detail,) in db.execute(
+        "SELECT detail FROM events WHERE session_id=? AND kind='gap'", (result.session_id,))]
+    db.close()
+    assert row == ("completed", 8, result.recording)  # the log has the whole session
+    assert [g for g in gaps if g["source"] == "recording"] == [{"source": "recording", "reason": rec.cut_short["reason"]}]
+    assert main(["replay", result.recording]) == 0
+    assert "the recording was cut short at" in capsys.readouterr().out

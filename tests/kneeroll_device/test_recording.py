@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from kneeroll_device.diskspace import MB, SpaceReserve
 from kneeroll_device.errors import RecordingError
 from kneeroll_device.pipeline.framing import forward_mask
 from kneeroll_device.recorder import Recorder
@@ -94,7 +95,8 @@ def test_samples_closer_than_the_written_resolution_still_make_a_readable_file(t
 
 def test_the_daemon_records_exactly_the_sample_times_its_pipeline_used(tmp_path):
     recorder = Recorder()
-    recorder.attach(RecordingSpool(tmp_path / "recordings", session_id=1, t_from=1000.0, meta={}))
+    recorder.attach(RecordingSpool(tmp_path / "recordings", session_id=1, t_from=1000.0, meta={},
+                                   reserve=SpaceReserve(tmp_path, 50 * MB, measure=lambda _: 10**12)))
     used = []
     # two blocks from a link whose clock mapping stepped back by a hair between them
     blocks = [np.array([1000.0, 1000.0125, 1000.02500004]), np.array([1000.02502, 1000.0250001, 1000.0375])]

@@ -1,9 +1,10 @@
-"""Recordings written as the session runs, in whole gzip members, and what a writer that died
-leaves behind made into a whole recording at the next start."""
+"""Recordings written as the session runs: whole gzip members, the reserve kept for the log,
+and what a writer that died leaves behind made into a whole recording at the next start."""
 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import signal
 import subprocess
@@ -15,13 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kneeroll_device.diskspace import MB, SpaceReserve
 from kneeroll_device.recording import read_recording
+from kneeroll_device.replay import replay_recording
 from kneeroll_device.samples import ForceBlock, ImuBlock
 from kneeroll_device.spool import FORCE_FILE, IMU_FILE, MAX_WAITING, SPOOL_PREFIX, RecordingSpool, SpoolFiles
 from kneeroll_device.spool_recovery import recover_spools, whole_members_end
 from kneeroll_device.store import SessionLog, writer_tag
 
+from simhelpers import sampled
+
 T_FROM = 100.0
+RESERVE = 50 * MB
 
 
 def imu_block(t0: float, seconds: float = 1.0) -> ImuBlock:
@@ -44,6 +50,10 @@ def write_seconds(files: SpoolFiles, seconds: range) -> None:
     """One chunk a second, as a writer that flushes every second would leave them."""
     for s in seconds:
         files.append(files.encode([imu_block(T_FROM + s)], [force_block(T_FROM + s)], []))
+
+
+def plenty(_path) -> int:
+    return 10**12
 
 
 def finished(spool: RecordingSpool) -> tuple[Path | None, dict]:
@@ -83,17 +93,80 @@ def test_samples_no_reader_would_take_are_left_out_and_counted(tmp_path):
     files.close()
 
 
-# --- where a recording ends before its session ---------------------------------------------------
+# --- the reserve kept for the log -----------------------------------------------------------------
+
+
+class FillingDisk:
+    """Free space that is plenty for the first ``room`` checks, then under the reserve."""
+
+    def __init__(self, room: int):
+        self.room, self.calls = room, 0
+
+    def __call__(self, _path) -> int:
+        self.calls += 1
+        return 10**12 if self.calls <= self.room else RESERVE - 1
+
+
+def test_recordings_stop_whole_at_the_reserve_with_one_warning(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    cuts = []
+    spool = RecordingSpool(tmp_path / "recordings", session_id=7, t_from=T_FROM, meta={"session_id": 7},
+                           reserve=SpaceReserve(tmp_path, RESERVE, measure=FillingDisk(room=3)),
+                           flush_every_s=float("inf"), flush_span_s=1.5, on_cut_short=cuts.append)
+    for second in range(20):  # a chunk handed over every second block: 0-1 s, 2-3 s, ...
+        spool.add_imu(imu_block(T_FROM + second))
+    path, meta = finished(spool)
+    rec = read_recording(path)
+    assert path.name == "session-00007"
+    assert rec.imu_t[-1] == pytest.approx(5.99)  # three chunks of two seconds
+    assert rec.cut_short == meta["cut_short"] == {"at_s": 6.0, "reason": "free space fell under the 50 MB kept for "
+                                                  "the session log"}
+    assert cuts == [rec.cut_short]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "recordings stop" in warnings[0].getMessage()
+
+
+def test_a_reserve_already_reached_keeps_no_recording_and_no_spool(tmp_path):
+    spool = RecordingSpool(tmp_path / "recordings", session_id=1, t_from=T_FROM, meta={},
+                           reserve=SpaceReserve(tmp_path, RESERVE, measure=FillingDisk(room=0)), flush_span_s=1.5)
+    for second in range(5):
+        spool.add_imu(imu_block(T_FROM + second))
+    path, meta = finished(spool)
+    assert path is None and meta["cut_short"]["reason"].startswith("free space")
+    assert list((tmp_path / "recordings").iterdir()) == []
+
+
+def test_the_warning_comes_again_only_after_space_came_back(tmp_path, caplog):
+    free = iter([RESERVE - 1] * 3 + [10**12] + [RESERVE - 1] * 2)
+    reserve = SpaceReserve(tmp_path, RESERVE, measure=lambda _: next(free))
+    assert [reserve.allows(1000) for _ in range(6)] == [False, False, False, True, False, False]
+    assert sum(r.levelno == logging.WARNING for r in caplog.records) == 2
 
 
 def test_a_recording_past_its_longest_is_cut_there(tmp_path):
     spool = RecordingSpool(tmp_path / "recordings", session_id=2, t_from=T_FROM, meta={}, max_s=3.0,
-                           flush_span_s=1.5)
+                           reserve=SpaceReserve(tmp_path, RESERVE, measure=plenty), flush_span_s=1.5)
     for second in range(6):
         spool.add_imu(imu_block(T_FROM + second))
     path, meta = finished(spool)
     rec = read_recording(path)
     assert rec.imu_t[-1] <= 3.0 and "limit of" in rec.cut_short["reason"]
+
+
+def test_a_session_cut_short_by_the_reserve_replays(tmp_path, routine, session1):
+    imu_t, accel, gyro, force_t, force = sampled(session1)
+    spool = RecordingSpool(tmp_path / "recordings", session_id=3, t_from=0.0, meta={},
+                           reserve=SpaceReserve(tmp_path, RESERVE, measure=FillingDisk(room=4)),
+                           flush_every_s=float("inf"), flush_span_s=30.0)
+    for start in np.arange(0.0, session1.duration, 1.0):
+        i, f = (imu_t >= start) & (imu_t < start + 1), (force_t >= start) & (force_t < start + 1)
+        spool.add_force(ForceBlock(force_t[f], force[f]))
+        spool.add_imu(ImuBlock(imu_t[i], accel[i], gyro[i]))
+    path, _ = finished(spool)
+    rec = read_recording(path)
+    assert 60 < rec.duration < session1.duration / 2 and rec.cut_short is not None
+    result = replay_recording(rec, routine)
+    assert result.engine.outcome != "completed"  # what it holds, not more
 
 
 # --- what a writer that died leaves behind ----------------------------------------------------------
@@ -211,6 +284,7 @@ def test_a_disk_that_does_not_keep_up_ends_the_recording_instead_of_filling_memo
 
     monkeypatch.setattr(SpoolFiles, "append", stuck_disk)
     spool = RecordingSpool(tmp_path / "recordings", session_id=4, t_from=T_FROM, meta={},
+                           reserve=SpaceReserve(tmp_path, RESERVE, measure=plenty),
                            flush_every_s=float("inf"), flush_span_s=0.5)
     for second in range(MAX_WAITING + 10):  # a chunk a block
         spool.add_imu(imu_block(T_FROM + second))

@@ -60,9 +60,9 @@ class Hardware:
 
 
 def check_i2c(imu_config: Any, bus_factory: Callable[[int], Any] | None = None, clock: Any = None) -> list[Finding]:
-    from .sensors import imu as imu_module
+    from .sensors import bus as bus_module
 
-    bus_factory = bus_factory or imu_module.open_bus
+    bus_factory = bus_factory or bus_module.open_bus
     try:
         bus = bus_factory(imu_config.bus)
     except ImuError as exc:
@@ -84,14 +84,15 @@ def _configured(imu_config: Any) -> tuple[int | None, str | None]:
 
 
 def _probe_findings(bus: Any, imu_config: Any) -> list[Finding]:
-    from .sensors import imu as imu_module
+    from .sensors.bus import FIX_JOIN_GROUP
+    from .sensors.detect import CANDIDATE_ADDRESSES, not_found_error, probe_bus
 
     address, chip = _configured(imu_config)
-    addresses = (address,) if address is not None else imu_module.CANDIDATE_ADDRESSES
+    addresses = (address,) if address is not None else CANDIDATE_ADDRESSES
     try:
-        probes = imu_module.probe_bus(bus, addresses, chip)
+        probes = probe_bus(bus, addresses, chip)
     except PermissionError:
-        return [Finding("i2c bus", False, f"no permission to use /dev/i2c-{imu_config.bus}", imu_module.FIX_JOIN_GROUP)]
+        return [Finding("i2c bus", False, f"no permission to use /dev/i2c-{imu_config.bus}", FIX_JOIN_GROUP)]
     findings = []
     for probe in probes:
         # an empty address is not a problem in itself; only "no IMU anywhere" is
@@ -104,7 +105,7 @@ def _probe_findings(bus: Any, imu_config: Any) -> list[Finding]:
     elif chip is not None and any(p.who_am_i is not None for p in probes):
         findings.append(Finding("imu", True, f"an unknown part that the config names as {chip}"))
     else:
-        error = imu_module.not_found_error(bus, probes, chip)
+        error = not_found_error(bus, probes, chip)
         findings.append(Finding("imu", False, error.message, error.fix or ""))
     return findings
 

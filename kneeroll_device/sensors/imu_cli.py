@@ -60,7 +60,9 @@ def calibrate_imu_command(args: Any) -> int:
     """Handler of `kneeroll calibrate imu`."""
     from ..config import load_config
     from ..doctor import emulation_requested
-    from .imu import calibrate_gyro, open_bus, open_imu
+    from .bus import open_bus
+    from .calibration import calibrate_gyro
+    from .imu import open_imu
 
     try:
         config = load_config(getattr(args, "config", None))

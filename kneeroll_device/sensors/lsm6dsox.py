@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from . import registers as regs
-from .imu import ChipIdentity, FifoMisaligned, FifoStatus, I2cBus, RegisterDriver, read_burst
+from .bus import I2cBus, read_burst
+from .chip import ChipIdentity, FifoMisaligned, FifoStatus, RegisterDriver
 
 SW_RESET_WAIT_S = 0.01  # DSOX 9.18: the reset takes about 50 us; poll after 10 ms
 TURN_ON_S = 0.08  # DSOX table 3: gyro turn-on 70 ms; earlier samples are not trustworthy

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from . import registers as regs
-from .imu import ChipIdentity, FifoStatus, I2cBus, RegisterDriver, read_burst
+from .bus import I2cBus, read_burst
+from .chip import ChipIdentity, FifoStatus, RegisterDriver
 
 R = regs.MPU6050
 PACKET = regs.MPU6050_PACKET_BYTES

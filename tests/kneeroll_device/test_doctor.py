@@ -12,7 +12,7 @@ from kneeroll_device import doctor, emulated
 from kneeroll_device.clock import ManualClock
 from kneeroll_device.config import load_config
 from kneeroll_device.errors import ImuError
-from kneeroll_device.sensors.imu import ImuCalibration
+from kneeroll_device.sensors.calibration import ImuCalibration
 from kneeroll_device.sim.imu_emulator import FakeSMBus, emulated_bus
 
 
@@ -205,13 +205,13 @@ def test_calibrate_imu_command_saves_the_bias(tmp_path, capsys):
 
 
 def test_calibrate_imu_command_without_a_bus_is_exit_1(capsys, monkeypatch):
-    from kneeroll_device.sensors import imu as imu_module
+    from kneeroll_device.sensors import bus as bus_module
 
     def missing(number):
-        raise ImuError(f"I2C bus {number} is not available: /dev/i2c-{number} does not exist", imu_module.FIX_ENABLE_I2C)
+        raise ImuError(f"I2C bus {number} is not available: /dev/i2c-{number} does not exist", bus_module.FIX_ENABLE_I2C)
 
     monkeypatch.delenv(doctor.EMULATE_ENV, raising=False)
-    monkeypatch.setattr(imu_module, "open_bus", missing)
+    monkeypatch.setattr(bus_module, "open_bus", missing)
     assert run(["calibrate", "imu", "--seconds", "1"]) == 1
     err = capsys.readouterr().err
     assert "/dev/i2c-1" in err and "raspi-config nonint do_i2c 0" in err

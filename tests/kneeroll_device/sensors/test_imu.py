@@ -17,15 +17,11 @@ import pytest
 from kneeroll_device.clock import ManualClock
 from kneeroll_device.errors import CalibrationError, ImuError
 from kneeroll_device.samples import ImuBlock
-from kneeroll_device.sensors import imu as imu_module
-from kneeroll_device.sensors.imu import (
-    ImuCalibration,
-    SampleTimeline,
-    calibrate_gyro,
-    open_bus,
-    open_imu,
-    read_burst,
-)
+from kneeroll_device.sensors import bus as bus_module
+from kneeroll_device.sensors.bus import open_bus, read_burst
+from kneeroll_device.sensors.calibration import ImuCalibration, calibrate_gyro
+from kneeroll_device.sensors.imu import open_imu
+from kneeroll_device.sensors.timeline import SampleTimeline
 from kneeroll_device.sim.imu_emulator import (
     FakeSMBus,
     Lsm6dsoxEmulator,
@@ -168,7 +164,7 @@ def test_permission_error_names_the_group(monkeypatch):
         def __init__(self, number):
             raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(imu_module, "_smbus_class", lambda: Forbidden)
+    monkeypatch.setattr(bus_module, "_smbus_class", lambda: Forbidden)
     with pytest.raises(ImuError) as info:
         open_bus(1)
     assert "/dev/i2c-1" in info.value.message

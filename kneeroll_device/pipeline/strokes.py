@@ -335,20 +335,23 @@ class StrokeCounter:
         # The squeeze follows the thigh's girth under the pads, so it follows the roller's
         # position; the tilt does too on a tapering thigh, but twisting the handles also
         # tilts the frame, at a rhythm of its own. When the two disagree on how often the
-        # roller turned back lately, one of them is not following the strokes.
+        # roller turned back lately, the tilt is showing a twist. The count stays on the
+        # squeeze for the rest of the bout: the tilt's count of the bout holds the twist's
+        # turns even once the twisting stopped.
+        if self._counted is self._squeeze:
+            return
         since = t - RHYTHM_WINDOW_S
         on_tilt, on_squeeze = self._tilt.halves_since(since), self._squeeze.halves_since(since)
         if len(on_squeeze) < RHYTHM_MIN_HALVES:
-            return  # too little to go on: the choice made in this bout stands
-        ratio = max(len(on_tilt), len(on_squeeze)) / max(min(len(on_tilt), len(on_squeeze)), 1)
-        if ratio >= RHYTHM_DISAGREE and _ratio(_median(on_tilt), _median(on_squeeze)) > RHYTHM_AGREE:
-            # the tilt is showing a twist (the typical half-strokes differ too, so it is not a
-            # turn missed now and then), unless the squeeze lost the rhythm itself (turns it
-            # missed make some of its strokes last two or three times as long as the others)
-            if _unevenness(on_squeeze) <= STEADY_UNEVENNESS:
-                self._counted = self._squeeze
-        elif ratio <= RHYTHM_AGREE:
-            self._counted = self._tilt
+            return
+        more, fewer = max(len(on_tilt), len(on_squeeze)), min(len(on_tilt), len(on_squeeze))
+        # the typical half-strokes differ too, so it is not a turn missed now and then; and
+        # the squeeze kept its own rhythm (turns it missed make some of its strokes last two
+        # or three times as long as the others)
+        if (more >= RHYTHM_DISAGREE * max(fewer, 1)
+                and _ratio(_median(on_tilt), _median(on_squeeze)) > RHYTHM_AGREE
+                and _unevenness(on_squeeze) <= STEADY_UNEVENNESS):
+            self._counted = self._squeeze
 
     def _follow_travel(self, accel: tuple[float, float, float], rate: tuple[float, float, float] | None) -> None:
         last, self._last_accel = self._last_accel, accel

@@ -64,7 +64,7 @@ STROKE_SPACING_S = 0.7
 # a cycle out and back in less than half the median of the last five (over 12 s) is a
 # wobble within a stroke: people keep a cadence within a fifth or so within a set
 WOBBLE_SHARE = 0.5
-TURN_SHARE = 0.5  # a turning point is confirmed once the tilt came back half the recent swing ...
+TURN_SHARE = 0.5  # a turning point is confirmed once the signal came back half the recent swing ...
 STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
 MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
 MAX_GAP_S = 4.0  # the way back starts within this long of the way out (a pause at the far end)
@@ -189,7 +189,7 @@ class _Track:
         pending = self.pending
         if not half.on_the_leg:
             # carried or put down: how far it swung says nothing of the strokes to come
-            self.turns.swing = 0.0
+            self.turns.forget_swing()
             self.pending = None
             return pending, None
         if half.travelled:
@@ -406,7 +406,7 @@ def _median(values: list[float]) -> float:
     if not values:
         return math.inf
     ordered = sorted(values)
-    return ordered[len(ordered) // 2]
+    return ordered[(len(ordered) - 1) // 2]  # the lower median: one long pause must not set it
 
 
 def _ratio(a: float, b: float) -> float:

@@ -17,15 +17,24 @@ either, since only the distance back from the furthest point does.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
-# the recent swing is a running mean over about three half-cycles (each new swing weighs
-# 0.3), and a swing more than OUTLIER times the recent ones (a grab, a knock) weighs
-# as OUTLIER times: one wild movement must not deafen the counter for the next ones
+# How the recent swing is learnt. The squeeze's (and the reps'): a running mean over about
+# three movements (each new one weighs 0.3), where a movement more than 2.5 times the recent
+# ones (a grab of the handles, a hard rep) weighs as 2.5 times, so one wild movement does not
+# deafen the counter for the next ones; the squeeze's scale (a few to a few dozen newtons)
+# is near its noise floor, so growing from the floor is quick.
 SWING_WEIGHT = 0.3
 OUTLIER = 2.5
-# and it fades over ten seconds (a few slow strokes): a scale learnt from a big movement
-# long ago must not hide the small ones that follow
+# The tilt's: the median of the last five movements (the lower median while there are
+# fewer). A tilt swing can be a hundred times its noise floor (an arm's, a frame's on a
+# tapered thigh), which the running mean, capped from the floor up, takes a dozen movements
+# to reach while every wiggle counts; the median learns it from the first two, whatever it
+# is, and one wild movement does not move it.
+SWING_TURNS = 5
+# either way a scale learnt more than ten seconds ago (a few slow strokes) fades: a big
+# movement long ago must not hide the small ones that follow
 SWING_FADE_S = 10.0
 
 
@@ -43,7 +52,8 @@ class Turn:
 
 class _Hysteresis:
     """What both followers share: the hysteresis, a share of the recent swing (which fades)
-    above a noise floor, how a swing is learnt, and the stall that ends a movement at rest."""
+    above a noise floor, and the stall that ends a movement at rest. The swing is learnt as
+    a running mean here; PathTurns learns it as a median."""
 
     def __init__(self, floor: float, share: float, stall_s: float = math.inf):
         self.floor = floor  # the smallest hysteresis: above the signal's noise
@@ -52,10 +62,14 @@ class _Hysteresis:
         self.restart()
 
     def _forget(self) -> None:
-        self.swing = 0.0
+        self.forget_swing()
         self._near_since: float | None = None
         self._t: float | None = None
         self._rest_t = -math.inf  # the last time the signal was near its resting point
+
+    def forget_swing(self) -> None:
+        """Forget how far the signal swung (it says nothing of the movements to come)."""
+        self.swing = 0.0
 
     @property
     def h(self) -> float:
@@ -147,6 +161,27 @@ class PathTurns(_Hysteresis):
     points of that distance, by the same hysteresis as TurningPoints, are where the
     movement reversed.
     """
+
+    def forget_swing(self) -> None:
+        self._swings: deque[tuple[float, float]] = deque(maxlen=SWING_TURNS)  # (when, how far)
+        self.swing = 0.0
+
+    def _fade(self, t: float) -> None:
+        self._t = t
+        swings = self._swings
+        if swings and swings[0][0] < t - SWING_FADE_S:
+            while swings and swings[0][0] < t - SWING_FADE_S:
+                swings.popleft()
+            self._median_swing()
+
+    def _learn(self, swing: float) -> None:
+        self._swings.append((self._t, swing))
+        self._median_swing()
+        self._near_since = None
+
+    def _median_swing(self) -> None:
+        ordered = sorted(swing for _, swing in self._swings)
+        self.swing = ordered[(len(ordered) - 1) // 2] if ordered else 0.0
 
     def restart(self) -> None:
         self._forget()

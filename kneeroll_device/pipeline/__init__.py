@@ -148,7 +148,7 @@ class Pipeline:
         stroke = None
         if frame.accel is not None and motion.gravity is not None:
             rate = motion.rate(frame.gyro) if frame.gyro is not None else None
-            stroke = self.strokes.update(t, motion.tilt(), frame.accel, rate, force)
+            stroke = self.strokes.update(t, motion.tilt(), frame.accel, rate, force, self.reps.last_t)
             if stroke is not None:
                 batch.strokes.append(stroke)
             if self.strokes.take_moved() is not None:

@@ -39,6 +39,7 @@ class RepCounter:
         # N; the pod's acceleration level, m/s^2 RMS)
         self._rise: list[tuple[float, bool, float, float]] = []
         self.count = 0
+        self.last_t = -math.inf  # when the newest rep peaked
 
     def update(self, t: float, force: float, travel: float, last_stroke_end_t: float = -math.inf) -> RepEvent | None:
         """One frame: the squeeze (N, NaN without force data), the pod's acceleration level
@@ -60,6 +61,7 @@ class RepCounter:
         if base is None or turn.t - turn.start_t > REP_RISE_MAX_S:
             return None
         self.count += 1
+        self.last_t = turn.t
         return RepEvent(t=turn.t, duration=t - turn.start_t, peak_force_n=turn.value, rise_n=turn.value - base,
                         reported_t=t)
 

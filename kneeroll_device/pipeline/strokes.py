@@ -10,9 +10,10 @@ point, so no axis has to be learnt). Two half-strokes in a row make one stroke.
 
 The squeeze is a second position-like signal: the thigh is thicker in some places than
 others, so the force follows the roller along it. Twisting the handles tilts the frame
-at a rhythm of its own but leaves the squeeze alone, so when the two signals disagree
-on how often the roller turned back, the strokes are counted on the one that keeps a
-steady rhythm.
+at a rhythm of its own but leaves the squeeze alone. Both signals count the strokes of
+each bout of rolling; the count told follows the tilt until the two disagree on the
+rhythm of the roller's turns and the squeeze keeps a steady one: from then on, for the
+rest of the bout, it follows the squeeze, and the bout's count becomes the squeeze's.
 
 A stroke is rolling only if the pod travelled: rolling along the leg moves the pod,
 while the thigh lifting and tilting with a rep, or a twist, turn it almost in place.
@@ -49,9 +50,10 @@ TRAVEL_MEMORY_S = 1.0
 TILT_FLOOR_RAD = math.radians(0.15)  # the smallest tilt swing followed: above the frame's wobble at rest
 SQUEEZE_FLOOR_N = 2.0  # the smallest swing of the squeeze followed: a load cell's noise over a frame is 0.3-1 N
 # the rhythm check: over the last 12 s (two slow strokes, twelve quick ones), the tilt and
-# the squeeze disagree when one turned back 1.4 times as often as the other or more (a
-# twist at a rhythm of its own), and agree again within 1.15 times; the squeeze is
-# believed only once it turned back 4 times itself (two strokes)
+# the squeeze disagree when one turned back 1.4 times as often as the other or more and
+# their typical (median) half-strokes differ by more than 1.15 times (a twist at a rhythm
+# of its own, not a turn missed now and then); the squeeze is believed only once it
+# turned back 4 times itself (two strokes)
 RHYTHM_WINDOW_S = 12.0
 RHYTHM_DISAGREE = 1.4
 RHYTHM_AGREE = 1.15
@@ -143,15 +145,22 @@ class _Track:
         self.last: HalfStroke | None = None  # the newest half-stroke on the leg
         self.jolted = False  # the newest turn was a jolt: the movement before it goes on
         self.rolling_halves: deque[HalfStroke] = deque()  # its recent rolling half-strokes
-        self.strokes = 0  # the strokes this signal saw in the bout under way
-        self.newest: tuple[HalfStroke, HalfStroke] | None = None  # the newest of them
+        self.counted: list[tuple[HalfStroke, HalfStroke]] = []  # the strokes it saw in the bout under way
         self.last_end_t = -math.inf  # when its movement ended
         self._periods: deque[tuple[float, float]] = deque(maxlen=5)  # (end, duration) of recent cycles
 
+    @property
+    def strokes(self) -> int:
+        return len(self.counted)
+
     def restart(self) -> HalfStroke | None:
-        """Forget the movement under way; returns a half-stroke left waiting."""
+        """Forget the movement under way and its rhythm (the pod turned over: what came
+        before is another side's); returns a half-stroke left waiting."""
         self.turns.restart()
         self.since = _Since()
+        self.last, self.jolted = None, False
+        self.rolling_halves.clear()
+        self._periods.clear()
         pending, self.pending = self.pending, None
         return pending
 
@@ -169,8 +178,8 @@ class _Track:
             self.since.mark_extreme()  # the movement that began at the turn is furthest now
         return half
 
-    def end_here(self) -> HalfStroke | None:
-        turn = self.turns.end_here(0.0)
+    def end_here(self, t: float) -> HalfStroke | None:
+        turn = self.turns.end_here(t)
         return None if turn is None else self.since.split(turn)
 
     def pair(self, half: HalfStroke) -> tuple[HalfStroke | None, tuple[HalfStroke, HalfStroke] | None]:
@@ -208,8 +217,8 @@ class _Track:
         out, back = stroke
         if self._a_wobble(out, back) or back.end_t - self.last_end_t < STROKE_SPACING_S:
             return False
-        self.strokes += 1
-        self.newest, self.last_end_t = stroke, back.end_t
+        self.counted.append(stroke)
+        self.last_end_t = back.end_t
         return True
 
     def _a_wobble(self, out: HalfStroke, back: HalfStroke) -> bool:
@@ -251,6 +260,9 @@ class StrokeCounter:
         self.moved: HalfStroke | None = None  # a lone half-stroke: the roller slid to another spot
         self.count = 0
         self.told = 0  # strokes told in the bout under way
+        self._rep_t = -math.inf  # when the newest rep peaked
+        self._force_t = -math.inf  # when the squeeze was last read
+        self._bout_t = -math.inf  # when the bout under way began
         self.last_stroke_t = -math.inf
         self.last_end_t = -math.inf  # when the newest stroke's movement ended (its turning point)
         self._force = math.nan
@@ -266,29 +278,42 @@ class StrokeCounter:
         return "tilt" if self._counted is self._tilt else "squeeze"
 
     def update(self, t: float, tilt: tuple[float, float, float], accel: tuple[float, float, float],
-               rate: tuple[float, float, float] | None, force: float) -> StrokeEvent | None:
+               rate: tuple[float, float, float] | None, force: float,
+               last_rep_t: float = -math.inf) -> StrokeEvent | None:
         """One frame: gravity's direction in the pod's frame (unit vector), the accelerometer
-        (g), the gyro's rate less its bias (deg/s, None without a gyro) and the squeeze (N,
-        NaN without force data)."""
+        (g), the gyro's rate less its bias (deg/s, None without a gyro), the squeeze (N,
+        NaN without force data) and when the newest rep peaked."""
+        if last_rep_t > self._rep_t:
+            # a rep is counted only on a roller held still: the bout of rolling is over
+            self._rep_t = last_rep_t
+            self._new_bout(t)
         self._follow_travel(accel, rate)
         if self._turned_over(tilt) and force < GRIP_N:
             # the roller turned over in the hands (the pads cannot stay on the leg through
             # half a turn). Without force data this cannot be told from a wide swing out and
             # back (an arm's, a torso's); the pairing of out and back keeps a one-way turn
             # from being a stroke anyway
-            self._restart()
+            self._restart(t)
             return None
         let_go = force < GRIP_N <= self._force  # (False without force data: NaN compares False)
         self._force = force
         tracks = [(self._tilt, tilt)]
         if force == force:
+            if t - self._force_t > MAX_GAP_S:
+                self._new_bout(t)  # the squeeze is back: its count starts here, and so does the bout's
             recent = self._recent_force
             recent.append(force)
             tracks.append((self._squeeze, sorted(recent)[len(recent) // 2]))
+            self._force_t = t
+        elif self._counted is self._squeeze and t - self._force_t > MAX_GAP_S:
+            # the force sensor went quiet while the count was on the squeeze (longer than a
+            # pause at the far end): the tilt carries on, as a bout of its own, since its
+            # count of the bout so far holds the twist's turns
+            self._new_bout(t)
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
-            half = track.end_here() if let_go else track.follow(t, x, self.travel, force)
+            half = track.end_here(t) if let_go else track.follow(t, x, self.travel, force)
             if half is None:
                 continue
             lone, stroke = track.pair(half)
@@ -312,10 +337,10 @@ class StrokeCounter:
         in the bout are told late, and those the first one told too many are not told twice."""
         track = self._counted
         self.last_end_t = max(self.last_end_t, track.last_end_t)
-        if track.strokes <= self.told or track.newest is None:
+        if track.strokes <= self.told:
             return None
         self.told += 1
-        return self._stroke(t, *track.newest)
+        return self._stroke(t, *track.counted[self.told - 1])
 
     def _end_a_quiet_bout(self, t: float) -> None:
         # a bout of rolling ends when neither signal saw a stroke for a while; the next one
@@ -323,13 +348,14 @@ class StrokeCounter:
         tracks = (self._tilt, self._squeeze)
         if self.told or any(track.strokes for track in tracks):
             if t - max(track.last_end_t for track in tracks) > BOUT_GAP_S:
-                self._new_bout()
+                self._new_bout(t)
 
-    def _new_bout(self) -> None:
+    def _new_bout(self, t: float) -> None:
         self.told = 0
+        self._bout_t = t
         self._counted = self._tilt
         for track in (self._tilt, self._squeeze):
-            track.strokes = 0
+            track.counted = []
 
     def _choose_track(self, t: float) -> None:
         # The squeeze follows the thigh's girth under the pads, so it follows the roller's
@@ -340,7 +366,7 @@ class StrokeCounter:
         # turns even once the twisting stopped.
         if self._counted is self._squeeze:
             return
-        since = t - RHYTHM_WINDOW_S
+        since = max(t - RHYTHM_WINDOW_S, self._bout_t)  # (what came before the bout is another's)
         on_tilt, on_squeeze = self._tilt.halves_since(since), self._squeeze.halves_since(since)
         if len(on_squeeze) < RHYTHM_MIN_HALVES:
             return
@@ -377,7 +403,7 @@ class StrokeCounter:
         chord = math.sqrt((tilt[0] - old[0]) ** 2 + (tilt[1] - old[1]) ** 2 + (tilt[2] - old[2]) ** 2)
         return chord > TURNED_CHORD
 
-    def _restart(self) -> None:
+    def _restart(self, t: float) -> None:
         # what the swings and the acceleration level learnt from the turn over must not linger
         self._moving = [0.0, 0.0, 0.0]
         self._moving_mean = [0.0, 0.0, 0.0]
@@ -386,7 +412,7 @@ class StrokeCounter:
             pending = track.restart()
             if pending is not None and pending.travelled and track is self._counted:
                 self.moved = pending
-        self._new_bout()
+        self._new_bout(t)
 
     def _stroke(self, t: float, out: HalfStroke, back: HalfStroke) -> StrokeEvent:
         self.count += 1

@@ -117,3 +117,48 @@ def test_a_cadence_that_really_doubles_is_followed_after_a_few_of_its_strokes():
     periods = [2.4] * 5 + [1.0] * 8
     _, told = count(rolling(0, periods=periods))
     assert 13 - 3 <= len(told) <= 13
+
+
+@pytest.mark.parametrize("twist_period_s", [1.1, 3.7])
+def test_a_twisted_bout_is_counted_as_the_squeeze_saw_it_from_its_start(twist_period_s):
+    # the strokes the tilt got wrong before the rhythms could be compared are put right when
+    # the count moves: told late if it missed them, not told twice if it told too many
+    _, told = count(rolling(16, twist_deg=20.0, twist_period_s=twist_period_s))
+    assert len(told) == 16
+
+
+def test_the_strokes_told_late_are_each_their_own():
+    # a slow twist hides strokes from the tilt; when the count moves to the squeeze, the ones
+    # it saw are told one after the other, each with its own length of time
+    periods = [2.0 + 0.3 * k for k in range(12)]
+    counter, events = StrokeCounter(), []
+    for t, tilt, accel, rate, force in rolling(0, periods=periods, twist_deg=20.0, twist_period_s=5.0):
+        event = counter.update(t, tilt, accel, rate, force)
+        if event is not None:
+            events.append(event)
+    late = [b for a, b in zip(events, events[1:]) if b.t - a.t < 0.5]
+    assert late, "the count moved without telling the strokes it had missed"
+    burst = [a for a, b in zip(events, events[1:]) if b.t - a.t < 0.5] + late
+    assert len({round(e.duration, 2) for e in burst}) == len({id(e) for e in burst})
+
+
+def test_when_the_force_goes_quiet_the_tilt_carries_the_count_on():
+    frames = rolling(20, twist_deg=20.0, twist_period_s=3.7)
+    quiet = [(t, tilt, accel, rate, math.nan if 22.0 <= t < 32.0 else force) for t, tilt, accel, rate, force in frames]
+    counter, told = count(quiet)
+    # five strokes of 2 s while the force is quiet: after a pause at the far end's length
+    # (4 s) the tilt carries the count on (counting the twist too, meanwhile)
+    assert len([t for t in told if 26.0 <= t < 32.0]) >= 2
+    # and once the force is back, its count starts afresh there: the strokes are told again
+    assert len([t for t in told if t >= 34.0]) >= 4
+
+
+def test_a_rep_ends_the_bout_of_rolling():
+    counter = StrokeCounter()
+    frames = rolling(16, twist_deg=20.0, twist_period_s=1.1)
+    for t, tilt, accel, rate, force in frames:
+        counter.update(t, tilt, accel, rate, force)
+    assert counter.counting_on == "squeeze"
+    t = frames[-1][0] + FRAME_S
+    counter.update(t, frames[-1][1], frames[-1][2], frames[-1][3], 80.0, last_rep_t=t - 0.3)
+    assert counter.counting_on == "tilt" and counter.told == 0

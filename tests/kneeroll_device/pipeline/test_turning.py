@@ -65,3 +65,25 @@ def test_the_scale_learnt_from_a_big_movement_fades():
     for k in range(200):  # 20 s at rest
         detector.update(10.0 + k * FRAME_S, 0.0)
     assert detector.swing < big * math.exp(-1.5)
+
+
+def test_the_path_learns_a_swing_far_above_its_floor_from_its_first_movements():
+    # an arm swinging 60 degrees, on a floor of a tenth of a degree: the small wiggles at the
+    # ends of each swing (a tenth of it) are not turns, from the second swing on
+    t = np.arange(0.0, 16.0, FRAME_S)
+    swing = 1.0 * (1 - np.cos(2 * np.pi * t / 4.0)) / 2 + 0.1 * np.sin(2 * np.pi * t / 0.5) * (t > 4.0)
+    path = [(s, 0.0, 0.0) for s in swing]
+    turns = turns_of(path, PathTurns(math.radians(0.1), 0.5, stall_s=0.8))
+    assert len([t for t in turns if t.t > 4.0]) == 6  # out and back three times: no wiggle counted
+    assert [t.swing for t in turns if t.t > 4.0] == pytest.approx([1.0] * 6, abs=0.25)
+
+
+def test_one_wild_movement_does_not_deafen_the_path_to_the_next_ones():
+    strokes = back_and_forth(3, 2.0, 0.05)
+    grab = [0.05 + 0.05 * k for k in range(20)] + [1.05 - 0.05 * k for k in range(20)]  # out 1 m and back
+    path = [(s, 0.0, 0.0) for s in strokes + grab + back_and_forth(3, 2.0, 0.05)]
+    detector = PathTurns(1e-3, 0.5, stall_s=0.8)
+    turns = turns_of(path, detector)
+    after = [t for t in turns if t.t > (len(strokes) + len(grab)) * FRAME_S]
+    assert len(after) == 6
+    assert detector.swing == pytest.approx(0.05, rel=0.1)

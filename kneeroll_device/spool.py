@@ -132,6 +132,15 @@ def _append(path: Path, body: bytes) -> None:
         raise
 
 
+def _remove_own_files(recording: Path) -> None:
+    """The spool's bookkeeping, no longer needed in a recording in place (its controls are in meta.json)."""
+    for own in (SPOOL_META, CONTROLS_FILE):
+        try:
+            (recording / own).unlink(missing_ok=True)
+        except OSError as exc:  # left over, harmless: every reader ignores them
+            log.warning("could not remove %s from %s: %s", own, recording, exc.strerror or exc)
+
+
 # --- the files ---------------------------------------------------------------------------------
 
 
@@ -278,13 +287,15 @@ class SpoolFiles:
         return self.settle(name)
 
     def settle(self, name: str) -> Path:
-        """Drops the spool's own files and renames the folder into place; then lets go of the lock."""
-        for own in (SPOOL_META, CONTROLS_FILE):
-            (self.folder / own).unlink(missing_ok=True)
+        """Renames the folder into place, then drops the spool's own files; then lets go of the lock.
+
+        The spool's files go only once the rename is done: until then, a failed rename or a
+        power cut leaves a spool recovery can still link to its session (spool.json says which)."""
         place = free_place(self.folder.parent, name)
         os.rename(self.folder, place)
         sync_folder(place.parent)
         self.folder = place
+        _remove_own_files(place)
         self.close()
         return place
 

@@ -5,7 +5,9 @@ gone: a crash, ``kill -9``, a power cut, or a finish that failed. Each of its gz
 files is cut back to its last whole member (a member cut short by the end of the
 process is dropped, never repaired by guesswork), the result must pass the
 recording reader, and the folder is renamed into a recording whose meta.json
-says it was cut short and recovered. It becomes its session's recording when the
+says it was cut short and recovered (a spool whose finish wrote meta.json but did not
+get to the rename keeps that meta.json, whole, with the recovery noted in it). It
+becomes its session's recording when the
 log has that session from the same writer; otherwise it is kept as an orphan
 recording, named after the time it was started. A spool with no whole IMU
 samples holds nothing any reader would take: it is removed, saying so.
@@ -13,6 +15,7 @@ samples holds nothing any reader would take: it is removed, saying so.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -42,7 +45,7 @@ CUT_BY_EXIT = ("the daemon stopped before it finished the recording (a crash, a 
 class Recovered:
     path: Path
     session_id: int | None  # the session it became the recording of, or None for an orphan
-    cut_short: dict
+    cut_short: dict | None  # None: its finish had written everything, only the rename was missing
 
 
 def whole_members_end(path: Path) -> int:
@@ -156,20 +159,44 @@ def _recover_one(folder: Path, log_path: Path | None) -> Recovered | None:
         log.error("the recording left in %s is not readable (%s): removed", folder, exc)
         files.discard()
         return None
-    session = logged_session(log_path, spool.get("session_id"), spool.get("writer"))
-    cut = {"at_s": round(float(rec.imu_t[-1] if rec.force_t is None else max(rec.imu_t[-1], rec.force_t[-1])), 4),
-           "reason": CUT_BY_EXIT}
-    meta = dict(spool.get("meta") or {}, controls=read_controls(folder), cut_short=cut,
-                recovered={"at": utc_now(), "spool": folder.name, "opened_at": spool.get("opened_at")})
+    finished = read_finished_meta(folder)
+    session_id = spool.get("session_id", (finished or {}).get("session_id"))
+    session = logged_session(log_path, session_id, spool.get("writer"))
+    note = {"at": utc_now(), "spool": folder.name, "opened_at": spool.get("opened_at")}
+    if finished is not None:
+        # the finish got as far as meta.json, so every sample is there: only the rename was missing
+        meta = dict(finished, recovered=note)
+    else:
+        last_t = float(rec.imu_t[-1] if rec.force_t is None else max(rec.imu_t[-1], rec.force_t[-1]))
+        meta = _meta_of_a_spool_cut_short(folder, spool, session, last_t, note)
+    write_atomically(folder / "meta.json", meta_json(meta))
+    place = files.settle(recording_name(session["id"]) if session is not None else _orphan_name(spool))
+    whose = f"session {session['id']}" if session is not None else "a session the log does not have"
+    cut = meta.get("cut_short")
+    if finished is not None:
+        log.warning("recovered the recording of %s, whole (its finish was stopped before the rename): %s", whose, place)
+    else:
+        log.warning("recovered the recording of %s, cut short at %.1f s: %s", whose, cut["at_s"], place)
+    return Recovered(place, session["id"] if session is not None else None, cut)
+
+
+def read_finished_meta(folder: Path) -> dict | None:
+    """meta.json as the spool's finish wrote it (whole or absent: it is written atomically), or None."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _meta_of_a_spool_cut_short(folder: Path, spool: dict, session: dict | None, last_t: float, note: dict) -> dict:
+    """meta.json of a spool whose writer died before its finish: the samples end at ``last_t``."""
+    cut = {"at_s": round(last_t, 4), "reason": CUT_BY_EXIT}
+    meta = dict(spool.get("meta") or {}, controls=read_controls(folder), cut_short=cut, recovered=note)
     # the log's word when it has the session's end, else interrupted: the spool's writer is gone
     outcome = effective_outcome(session) if session is not None else "interrupted"
     meta["outcome"] = outcome if outcome in ("completed", "abandoned") else "interrupted"
-    write_atomically(folder / "meta.json", meta_json(meta))
-    place = files.settle(recording_name(session["id"]) if session is not None else _orphan_name(spool))
-    log.warning("recovered the recording of %s, cut short at %.1f s: %s",
-                f"session {session['id']}" if session is not None else "a session the log does not have",
-                cut["at_s"], place)
-    return Recovered(place, session["id"] if session is not None else None, cut)
+    return meta
 
 
 def _lock_if_left(folder: Path) -> int | None:

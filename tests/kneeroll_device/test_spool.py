@@ -3,6 +3,7 @@ and what a writer that died leaves behind made into a whole recording at the nex
 
 from __future__ import annotations
 
+import errno
 import gzip
 import logging
 import os
@@ -188,6 +189,39 @@ def test_a_spool_left_behind_becomes_its_sessions_recording_cut_short(tmp_path):
     assert rec.imu_t[-1] == pytest.approx(3.99) and rec.cut_short["at_s"] == pytest.approx(3.99)
     assert "crash" in rec.cut_short["reason"] and rec.meta["routine"] == "runners-knee"
     assert sorted(p.name for p in path.iterdir()) == ["force.csv.gz", "imu.csv.gz", "meta.json"]
+
+
+def test_a_finish_stopped_before_its_rename_keeps_its_meta_and_its_session(tmp_path, monkeypatch):
+    rename = os.rename
+
+    def no_rename_into_place(src, dst, *args, **kwargs):  # the disk failed, or the power went, just there
+        if Path(dst).name.startswith("session-"):
+            raise OSError(errno.EIO, "Input/output error")
+        return rename(src, dst, *args, **kwargs)
+
+    with SessionLog(tmp_path) as log:
+        session_id = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
+        assert log.flush()
+        spool = RecordingSpool(tmp_path / "recordings", session_id=session_id, t_from=T_FROM,
+                               meta={"session_id": session_id, "session_t0": 30.0, "routine": "runners-knee"},
+                               reserve=SpaceReserve(tmp_path, RESERVE, measure=plenty), flush_span_s=1.5)
+        for second in range(4):
+            spool.add_imu(imu_block(T_FROM + second))
+        spool.add_control(T_FROM + 2.5, "press")
+        monkeypatch.setattr(os, "rename", no_rename_into_place)
+        path, _ = finished(spool)
+        monkeypatch.setattr(os, "rename", rename)
+        assert path is None
+        linked = []
+        (recovered,) = recover_spools(tmp_path / "recordings", log.path, lambda sid, path: linked.append((sid, path)))
+    assert recovered.session_id == session_id and linked == [(session_id, str(recovered.path))]
+    assert recovered.path.name == f"session-{session_id:05d}" and recovered.cut_short is None
+    rec = read_recording(recovered.path)
+    assert rec.meta["controls"] == [[2.5, "press"]] and rec.meta["session_t0"] == 30.0
+    assert rec.meta["routine"] == "runners-knee" and rec.meta["outcome"] == "completed"
+    assert rec.cut_short is None and rec.meta["recovered"]["spool"].startswith(SPOOL_PREFIX)
+    assert rec.imu_t[-1] == pytest.approx(3.99)
+    assert sorted(p.name for p in recovered.path.iterdir()) == ["imu.csv.gz", "meta.json"]
 
 
 def test_a_member_cut_short_by_the_crash_is_dropped_and_the_rest_kept(tmp_path):

@@ -42,7 +42,7 @@ from .recording import on_time_grid
 from .routine.engine import Action, Engine, EngineSettings
 from .routine.spec import Routine
 from .samples import EventBatch, ForceBlock, ImuBlock
-from .spool import SPOOL_PREFIXES, RecordingSpool
+from .spool import NOT_RECORDINGS, RecordingSpool
 from .spool_recovery import recover_spools
 from .store import SessionLog
 
@@ -547,8 +547,9 @@ def prune_recordings(folder: Path, max_days: int, max_mb: int) -> list[Path]:
     """Deletes the oldest recordings past the age limit, then until under the size limit."""
     if not folder.exists():
         return []
-    # a spool (a recording being written, or one left for recovery) is not a recording yet
-    entries = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(SPOOL_PREFIXES)),
+    # a spool (a recording being written, or one left for recovery) is not a recording yet, and
+    # one recovery set aside waits for the user
+    entries = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(NOT_RECORDINGS)),
                      key=lambda p: p.stat().st_mtime)
     removed = []
     now = time.time()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import math
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -30,6 +33,7 @@ IMU_COLUMNS = ("t", "ax", "ay", "az")
 TIME_RESOLUTION_S = 1e-4
 GYRO_COLUMNS = ("gx", "gy", "gz")
 FORCE_COLUMNS = ("t", "force")
+SCAN_LINES = 20_000  # lines checked at a time when a CSV is read as it streams (some 1.3 MB of text)
 
 
 @dataclass
@@ -83,17 +87,8 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
             body = handle.read()
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise RecordingError(f"{path} cannot be read: {exc}", "check that it is a CSV file (gzip if it ends in .gz)") from None
-    header = [h.strip().lower() for h in header_line.strip().split(",")]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise RecordingError(
-            f"{path} has no column {', '.join(missing)} (header: {header_line.strip() or 'empty'})",
-            "the first line must name the columns: " + ",".join(required + optional),
-        )
+    header = _header(path, header_line, required, optional)
     wanted = [c for c in required + optional if c in header]
-    if optional and 0 < sum(c in header for c in optional) < len(optional):
-        absent = [c for c in optional if c not in header]
-        raise RecordingError(f"{path} has only some of the gyro columns (no {', '.join(absent)})", "give all of gx,gy,gz or none")
     if not body.strip():
         raise RecordingError(f"{path} has no samples", "record at least a few seconds")
     try:
@@ -116,9 +111,79 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
     return columns
 
 
-def _first_bad_line(body: str, header: list[str]) -> str:
+def _header(path: Path, header_line: str, required: tuple[str, ...], optional: tuple[str, ...]) -> list[str]:
+    """The CSV's column names, lower case; an error if a required one is missing or only some optional ones are there."""
+    header = [h.strip().lower() for h in header_line.strip().split(",")]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RecordingError(
+            f"{path} has no column {', '.join(missing)} (header: {header_line.strip() or 'empty'})",
+            "the first line must name the columns: " + ",".join(required + optional),
+        )
+    if optional and 0 < sum(c in header for c in optional) < len(optional):
+        absent = [c for c in optional if c not in header]
+        raise RecordingError(f"{path} has only some of the gyro columns (no {', '.join(absent)})", "give all of gx,gy,gz or none")
+    return header
+
+
+def iter_csv_blocks(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
+                    lines: int = SCAN_LINES) -> Iterator[dict[str, np.ndarray]]:
+    """The CSV's named float columns, ``lines`` lines at a time, checked as read_csv_columns checks
+    the whole file (the same errors), in memory bounded by one block however long the file is."""
+    try:
+        with _open_text(path) as handle:
+            header = _header(path, handle.readline(), required, optional)
+            wanted = [c for c in required + optional if c in header]
+            before, last_t, rows = 1, -math.inf, 0  # lines read so far (the header is line 1)
+            while block := list(itertools.islice(handle, lines)):
+                columns = _check_block(path, block, before, header, wanted, last_t)
+                before += len(block)
+                if columns:
+                    last_t = float(columns["t"][-1])
+                    rows += len(columns["t"])
+                    yield columns
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        raise RecordingError(f"{path} cannot be read: {exc}", "check that it is a CSV file (gzip if it ends in .gz)") from None
+    if not rows:
+        raise RecordingError(f"{path} has no samples", "record at least a few seconds")
+
+
+def _check_block(path: Path, block: list[str], before: int, header: list[str], wanted: list[str],
+                 last_t: float) -> dict[str, np.ndarray] | None:
+    """One block of a CSV's lines as columns (None if it holds no samples); ``before``: lines read before it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a block of blank lines only: no samples, not a warning
+            data = np.loadtxt(block, delimiter=",", ndmin=2, dtype=float)
+    except ValueError:
+        raise RecordingError(f"{path} has a malformed line: {_first_bad_line(''.join(block), header, before + 1)}",
+                             "every line needs one number per column") from None
+    if data.size == 0:
+        return None
+    if data.shape[1] != len(header):
+        raise RecordingError(f"{path} has {data.shape[1]} values a line but {len(header)} columns in its header")
+    values = data[:, [header.index(c) for c in wanted]]
+    if not np.all(np.isfinite(values)):
+        row = int(np.argwhere(~np.isfinite(values))[0, 0])
+        raise RecordingError(f"{path} line {_line_of_row(block, before, row)} has a value that is not a finite number")
+    columns = {c: data[:, header.index(c)] for c in wanted}
+    steps = np.diff(np.concatenate([[last_t], columns["t"]]))
+    if np.any(steps <= 0):
+        row = int(np.argmax(steps <= 0))
+        raise RecordingError(f"{path} line {_line_of_row(block, before, row)}: time does not increase",
+                             "sort the samples by t and drop duplicates")
+    return columns
+
+
+def _line_of_row(block: list[str], before: int, row: int) -> int:
+    """The file's line number of a block's row of samples (blank lines and comments hold none)."""
+    numbers = [before + 1 + i for i, line in enumerate(block) if line.split("#", 1)[0].strip()]
+    return numbers[row]
+
+
+def _first_bad_line(body: str, header: list[str], first_number: int = 2) -> str:
     """Where the CSV body first breaks, by the file's own line numbers (the header is line 1)."""
-    for number, line in enumerate(body.splitlines(), start=2):
+    for number, line in enumerate(body.splitlines(), start=first_number):
         if not line.strip():
             continue
         fields = line.split(",")

@@ -3,20 +3,23 @@
 A spool folder (spool.py) whose lock nobody holds was left by a process that is
 gone: a crash, ``kill -9``, a power cut, or a finish that failed. Each of its gzip
 files is cut back to its last whole member (a member cut short by the end of the
-process is dropped, never repaired by guesswork), the result must pass the
-recording reader, and the folder is renamed into a recording whose meta.json
+process is dropped, never repaired by guesswork), every line of the rest must pass
+the recording reader's checks, read a block at a time so memory stays small however
+long the session was, and the folder is renamed into a recording whose meta.json
 says it was cut short and recovered (a spool whose finish wrote meta.json but did not
 get to the rename keeps that meta.json, whole, with the recovery noted in it). It
-becomes its session's recording when the
-log has that session from the same writer; otherwise it is kept as an orphan
-recording, named after the time it was started. A spool with no whole IMU
-samples holds nothing any reader would take: it is removed, saying so.
+becomes its session's recording when the log has that session from the same writer;
+otherwise it is kept as an orphan recording, named after the (local) time it was
+started. A spool with no whole sample at all (its first write was cut short) is
+removed, saying so; one that fails the checks is never deleted: it is renamed
+``broken-XXXX`` as it is, and the log says what is wrong and what to do.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import sqlite3
@@ -27,10 +30,10 @@ from pathlib import Path
 from typing import Callable
 
 from .atomic import write_atomically
-from .errors import KneerollError
-from .recording import meta_json, read_recording
-from .spool import (CONTROLS_FILE, FORCE_FILE, IMU_FILE, NEW_PREFIX, SPOOL_PREFIX, SpoolFiles, lock_folder,
-                    read_spool_meta, recording_name)
+from .errors import KneerollError, RecordingError
+from .recording import FORCE_COLUMNS, GYRO_COLUMNS, IMU_COLUMNS, iter_csv_blocks, meta_json
+from .spool import (BROKEN_PREFIX, CONTROLS_FILE, FORCE_FILE, IMU_FILE, NEW_PREFIX, SPOOL_PREFIX, SpoolFiles,
+                    free_place, lock_folder, read_spool_meta, recording_name, sync_folder)
 from .store import connect, effective_outcome, utc_now
 
 log = logging.getLogger(__name__)
@@ -69,17 +72,10 @@ def whole_members_end(path: Path) -> int:
     return end
 
 
-def trim_to_whole_members(path: Path) -> bool:
-    """Cuts the file back to its whole members; removes it if there are none. True if it is kept."""
-    if not path.exists():
-        return False
-    end = whole_members_end(path)
-    if end == 0:
-        path.unlink()
-        return False
-    if end < path.stat().st_size:
+def trim_to(path: Path, end: int) -> None:
+    """Cuts the file back to its first ``end`` bytes, its whole members (nothing to cut if it is absent)."""
+    if path.exists() and end < path.stat().st_size:
         os.truncate(path, end)
-    return True
 
 
 def read_controls(folder: Path) -> list[list]:
@@ -119,18 +115,24 @@ def logged_session(log_path: Path | None, session_id, writer) -> dict | None:
 
 
 def recover_spools(recordings_dir: Path, log_path: Path | None = None,
-                   link: Callable[[int, str], None] | None = None) -> list[Recovered]:
+                   link: Callable[[int, str], None] | None = None,
+                   stopping: Callable[[], bool] | None = None) -> list[Recovered]:
     """Every spool left by a writer that is gone, as a whole recording; ``link(session_id, path)``
-    names it in the log. Spools being written (their lock is held) are left alone."""
+    names it in the log. Spools being written (their lock is held) are left alone. Once
+    ``stopping()`` says so, the spool at hand is left as it was, for the next start."""
     if not recordings_dir.is_dir():
         return []
     recovered = []
     for folder in sorted(recordings_dir.iterdir()):
+        if stopping is not None and stopping():
+            break
         if folder.name.startswith(NEW_PREFIX):
             _remove_if_stale(folder)
         elif folder.name.startswith(SPOOL_PREFIX) and folder.is_dir():
             try:
-                done = _recover_one(folder, log_path)
+                done = _recover_one(folder, log_path, stopping)
+            except RecoveryStopped:
+                break
             except OSError as exc:  # the disk: try again at the next start
                 log.error("could not recover the recording left in %s: %s", folder, exc.strerror or exc)
                 continue
@@ -141,24 +143,40 @@ def recover_spools(recordings_dir: Path, log_path: Path | None = None,
     return recovered
 
 
-def _recover_one(folder: Path, log_path: Path | None) -> Recovered | None:
+class RecoveryStopped(Exception):
+    """The daemon is stopping: the spool at hand waits for the next start."""
+
+
+def _recover_one(folder: Path, log_path: Path | None, stopping: Callable[[], bool] | None) -> Recovered | None:
     lock_fd = _lock_if_left(folder)
     if lock_fd is None:
         return None
     files = SpoolFiles(folder, lock_fd, 0.0)
-    spool = read_spool_meta(folder)
-    imu_kept = trim_to_whole_members(folder / IMU_FILE)
-    trim_to_whole_members(folder / FORCE_FILE)
-    if not imu_kept:
-        log.warning("the recording left in %s held no whole IMU samples: removed", folder)
-        files.discard()
-        return None
     try:
-        rec = read_recording(folder)
-    except KneerollError as exc:
-        log.error("the recording left in %s is not readable (%s): removed", folder, exc)
+        return _make_recording(files, log_path, stopping)
+    finally:
+        files.close()  # whatever happened: a spool left as it was is tried again at the next start
+
+
+def _make_recording(files: SpoolFiles, log_path: Path | None, stopping: Callable[[], bool] | None) -> Recovered | None:
+    folder = files.folder
+    imu_end, force_end = (whole_members_end(folder / name) if (folder / name).exists() else 0
+                          for name in (IMU_FILE, FORCE_FILE))
+    if not imu_end and not force_end:
+        log.warning("the recording left in %s held no whole samples (its first write was cut short): removed", folder)
         files.discard()
         return None
+    if not imu_end:
+        _set_aside(files, "its force samples have no whole IMU samples beside them, so no reader takes it")
+        return None
+    trim_to(folder / IMU_FILE, imu_end)
+    trim_to(folder / FORCE_FILE, force_end)
+    try:
+        last_t = last_sample_time(folder, stopping)
+    except RecordingError as exc:
+        _set_aside(files, str(exc))
+        return None
+    spool = read_spool_meta(folder)
     finished = read_finished_meta(folder)
     session_id = spool.get("session_id", (finished or {}).get("session_id"))
     session = logged_session(log_path, session_id, spool.get("writer"))
@@ -167,7 +185,6 @@ def _recover_one(folder: Path, log_path: Path | None) -> Recovered | None:
         # the finish got as far as meta.json, so every sample is there: only the rename was missing
         meta = dict(finished, recovered=note)
     else:
-        last_t = float(rec.imu_t[-1] if rec.force_t is None else max(rec.imu_t[-1], rec.force_t[-1]))
         meta = _meta_of_a_spool_cut_short(folder, spool, session, last_t, note)
     write_atomically(folder / "meta.json", meta_json(meta))
     place = files.settle(recording_name(session["id"]) if session is not None else _orphan_name(spool))
@@ -178,6 +195,32 @@ def _recover_one(folder: Path, log_path: Path | None) -> Recovered | None:
     else:
         log.warning("recovered the recording of %s, cut short at %.1f s: %s", whose, cut["at_s"], place)
     return Recovered(place, session["id"] if session is not None else None, cut)
+
+
+def last_sample_time(folder: Path, stopping: Callable[[], bool] | None = None) -> float:
+    """The time of the spool's last sample, every line of its files checked as the recording
+    reader checks them, a block at a time: memory stays bounded however long the session was."""
+    last = -math.inf
+    for name, required, optional in ((IMU_FILE, IMU_COLUMNS, GYRO_COLUMNS), (FORCE_FILE, FORCE_COLUMNS, ())):
+        if not (folder / name).exists():
+            continue
+        for columns in iter_csv_blocks(folder / name, required, optional):
+            if stopping is not None and stopping():
+                raise RecoveryStopped
+            last = max(last, float(columns["t"][-1]))
+    return last
+
+
+def _set_aside(files: SpoolFiles, problem: str) -> None:
+    """A spool the reader refuses is kept as it is, renamed out of the way, never deleted."""
+    folder = files.folder
+    place = free_place(folder.parent, BROKEN_PREFIX + folder.name[len(SPOOL_PREFIX):])
+    os.rename(folder, place)
+    sync_folder(place.parent)
+    files.folder = place
+    log.error("the recording left in %s could not be made whole: %s. Its files are kept as they were in %s "
+              "(no recording was made of them, and pruning leaves them alone): look at them (zcat %s) and "
+              "delete the folder once it is not needed", folder.name, problem, place, place / IMU_FILE)
 
 
 def read_finished_meta(folder: Path) -> dict | None:

@@ -12,16 +12,19 @@ import subprocess
 import sys
 import textwrap
 import threading
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from kneeroll_device.daemon import prune_recordings
 from kneeroll_device.diskspace import MB, SpaceReserve
 from kneeroll_device.recording import read_recording
 from kneeroll_device.replay import replay_recording
 from kneeroll_device.samples import ForceBlock, ImuBlock
-from kneeroll_device.spool import FORCE_FILE, IMU_FILE, MAX_WAITING, SPOOL_PREFIX, RecordingSpool, SpoolFiles
+from kneeroll_device.spool import (FORCE_FILE, IMU_FILE, MAX_WAITING, SPOOL_PREFIX, RecordingSpool, SpoolFiles,
+                                   lock_folder)
 from kneeroll_device.spool_recovery import recover_spools, whole_members_end
 from kneeroll_device.store import SessionLog, writer_tag
 
@@ -269,6 +272,103 @@ def test_a_spool_with_no_whole_samples_is_removed(tmp_path):
     files.close()
     assert recover_spools(tmp_path / "recordings") == []
     assert list((tmp_path / "recordings").iterdir()) == []
+
+
+def spool_of(recordings: Path, minutes: int) -> Path:
+    """A spool of that many minutes, one member every 5 s (written without the flushes: only speed differs)."""
+    files = spool_files(recordings, session_id=None)
+    with open(files.folder / IMU_FILE, "ab") as imu, open(files.folder / FORCE_FILE, "ab") as force:
+        for start in range(0, minutes * 60, 5):
+            chunk = files.encode([imu_block(T_FROM + start, 5.0)], [force_block(T_FROM + start, 5.0)], [])
+            imu.write(chunk.imu)
+            force.write(chunk.force)
+            files.last["imu"], files.last["force"], files.with_gyro = chunk.imu_last, chunk.force_last, True
+    files.close()
+    return files.folder
+
+
+def recovery_peak_bytes(recordings: Path) -> int:
+    tracemalloc.start()
+    try:
+        assert len(recover_spools(recordings)) == 1
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_recovery_checks_a_long_spool_in_memory_that_does_not_grow_with_it(tmp_path):
+    spool_of(tmp_path / "short", minutes=4)
+    spool_of(tmp_path / "long", minutes=16)
+    short, long = recovery_peak_bytes(tmp_path / "short"), recovery_peak_bytes(tmp_path / "long")
+    assert long < 1.5 * short  # loading it whole took four times as much
+    (recording,) = (tmp_path / "long").iterdir()
+    rec = read_recording(recording)
+    assert len(rec.imu_t) == 16 * 60 * 100 and rec.cut_short["at_s"] == pytest.approx(16 * 60 - 0.01)
+
+
+def broken_member(text: bytes) -> bytes:
+    """A whole gzip member (its checksum right) whose lines no reader takes."""
+    return gzip.compress(text)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (b"4.0000,0.1,0.2,abc,0,0,0\n", "'abc' is not a number"),
+    (b"4.0000,0.1,0.2,0.3,0,0\n", "has 6 values"),
+    (b"3.5000,0.1,0.2,0.3,0,0,0\n", "time does not increase"),
+    (b"4.0000,0.1,0.2,nan,0,0,0\n", "not a finite number"),
+])
+def test_a_spool_the_reader_refuses_is_set_aside_whole_never_deleted(tmp_path, caplog, bad, why):
+    files = spool_files(tmp_path / "recordings", session_id=None)
+    write_seconds(files, range(4))
+    with open(files.folder / IMU_FILE, "ab") as handle:
+        handle.write(broken_member(bad))
+    before = {p.name: p.read_bytes() for p in files.folder.iterdir()}
+    files.close()
+    assert recover_spools(tmp_path / "recordings") == []
+    (aside,) = (tmp_path / "recordings").iterdir()
+    assert aside.name == "broken-" + files.folder.name[len(SPOOL_PREFIX):]
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == before  # every byte as it was
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert why in message and str(aside) in message and "delete the folder" in message
+    assert recover_spools(tmp_path / "recordings") == []  # and left alone from then on
+    assert aside.exists() and prune_recordings(tmp_path / "recordings", max_days=0, max_mb=0) == []
+
+
+def test_a_recovery_the_disk_refused_lets_go_of_the_lock_and_is_tried_again(tmp_path, monkeypatch, caplog):
+    files = spool_files(tmp_path / "recordings", session_id=None)
+    write_seconds(files, range(2))
+    files.close()
+    rename = os.rename
+
+    def disk_refuses(src, dst, *args, **kwargs):
+        if Path(dst).name.startswith("orphan-"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", disk_refuses)
+    assert recover_spools(tmp_path / "recordings") == []
+    assert "Read-only file system" in caplog.text
+    monkeypatch.setattr(os, "rename", rename)
+    lock_fd = lock_folder(files.folder)  # nobody holds it any more: not even the recovery that failed
+    assert lock_fd is not None
+    os.close(lock_fd)
+    (recovered,) = recover_spools(tmp_path / "recordings")  # the next start: made whole
+    assert len(read_recording(recovered.path).imu_t) == 200
+
+
+def test_a_recovery_asked_to_stop_leaves_the_spool_for_the_next_start(tmp_path):
+    spool_of(tmp_path / "recordings", minutes=8)  # more than one block to check
+    asked = []
+
+    def stopping() -> bool:
+        asked.append(1)
+        return len(asked) > 2  # the daemon stops while the IMU samples are being checked
+
+    assert recover_spools(tmp_path / "recordings", stopping=stopping) == []
+    (spool,) = (tmp_path / "recordings").iterdir()
+    assert spool.name.startswith(SPOOL_PREFIX)
+    (recovered,) = recover_spools(tmp_path / "recordings")
+    assert len(read_recording(recovered.path).imu_t) == 8 * 60 * 100
 
 
 WRITER = textwrap.dedent("""

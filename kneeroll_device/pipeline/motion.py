@@ -133,12 +133,11 @@ class MotionTracker:
     def _calm(self, recent: deque) -> bool:
         if len(recent) < recent.maxlen:
             return False
-        if any(max(a[i] for a in recent) - min(a[i] for a in recent) >= self.STILL_SPREAD_G for i in range(3)):
+        axes = list(zip(*recent))  # (it runs every frame: the axes as tuples, for C-speed max, min, sum)
+        if any(max(axis) - min(axis) >= self.STILL_SPREAD_G for axis in axes):
             return False
         quarter = len(recent) // 4
-        begin = [sum(recent[k][i] for k in range(quarter)) / quarter for i in range(3)]
-        end = [sum(recent[-1 - k][i] for k in range(quarter)) / quarter for i in range(3)]
-        return all(abs(begin[i] - end[i]) < self.STILL_RETURN_G for i in range(3))
+        return all(abs(sum(axis[:quarter]) - sum(axis[-quarter:])) / quarter < self.STILL_RETURN_G for axis in axes)
 
     def _learn_bias(self) -> None:
         # the still window's mean rate: the wobble of a resting hand averages out. Gravity

@@ -15,7 +15,9 @@ restart systemd will give), or while the force link is declared degraded.
 A session's raw samples go to its recording spool (spool.py), whose own thread
 writes them to disk as the session runs, and stops before the space kept for
 the log (diskspace.py) is touched; a spool left by a daemon that died becomes a
-recording when the next one starts (spool_recovery.py).
+recording when the next one starts (spool_recovery.py), on a thread of its own once
+systemd was told READY. At stop, the writers and that thread share one deadline, so
+the session log always closes before systemd's stop timeout.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ from .store import SessionLog
 log = logging.getLogger(__name__)
 
 STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent
+# real seconds that the recording writers and the recovery share at stop: systemd kills the
+# daemon 10 s after asking it to stop (TimeoutStopSec), and the session log must close before
+WRITERS_GRACE_S = 5.0
 POLL_S = 0.05  # how often the readers poll their device (clock seconds)
 QUEUE_BLOCKS = 400
 ACTION_CUES = {
@@ -166,7 +171,7 @@ class Daemon:
                 self.store.close()
             raise
         self.recordings_dir = self.data_dir / "recordings"
-        self._recover_recordings()
+        self._recovery: threading.Thread | None = None
         self.recorder = Recorder() if config.storage.keep_recordings else None
         self.reserve = SpaceReserve(self.data_dir, config.storage.recordings_reserve_mb * MB)
         self.live = LivePublisher(live_socket_path(config))
@@ -186,11 +191,22 @@ class Daemon:
             SensorReader("force", force, self.queue, self.clock, self.stop_event),
         ]
 
-    def _recover_recordings(self) -> None:
+    def _start_recovery(self) -> None:
         """A daemon that died (a crash, kill -9, a power cut) left its session's samples in a
-        spool: they become a recording, marked cut short, linked to the session in the log."""
+        spool: they become a recording, marked cut short, linked to the session in the log.
+
+        On a thread of its own, once systemd was told READY: a 3-hour spool takes seconds to
+        check on a Pi, time the start may not have. The log is safe to name it from there: a
+        SessionLog call only queues the write for the log's one writer thread (the recording
+        writers name theirs the same way), and the stop waits for this thread before it closes
+        the log."""
+        self._recovery = threading.Thread(target=self._recover_recordings, name="spool-recovery", daemon=True)
+        self._recovery.start()
+
+    def _recover_recordings(self) -> None:
         try:
-            recover_spools(self.recordings_dir, self.store.path, self.store.set_recording)
+            recover_spools(self.recordings_dir, self.store.path, self.store.set_recording,
+                           stopping=self.stop_event.is_set)
         except Exception:  # an old recording must never keep the roller from working
             log.exception("could not recover the recordings left in %s", self.recordings_dir)
 
@@ -200,6 +216,7 @@ class Daemon:
         for reader in self._readers:
             reader.start()
         self._notify("ready", "sensors open, waiting for a session")
+        self._start_recovery()
         try:
             while not self.stop_event.is_set():
                 self.clock.checkin()
@@ -478,8 +495,7 @@ class Daemon:
         self.cues.wait_idle(timeout=5.0)
         for part in (self.cues, self.button):
             part.close()
-        for writer in self._writers:
-            writer.join(timeout=30.0)
+        wait_for_writers(self._writers, self._recovery, WRITERS_GRACE_S)
         self.store.close()
         self.live.close()
 
@@ -539,6 +555,24 @@ def systemd_bridge(clock) -> SystemdBridge | None:
     return SystemdBridge(notifier, Watchdog(notifier, clock, sources=("imu",)))
 
 
+def wait_for_writers(writers: list[RecordingSpool], recovery: threading.Thread | None, grace_s: float,
+                     monotonic: Callable[[], float] = time.monotonic) -> None:
+    """Waits, ``grace_s`` in all, for the recordings to be finished and the recovery to stop;
+    a writer not done by then is told to leave its spool as it is: the next start recovers it."""
+    deadline = monotonic() + grace_s
+    for writer in writers:
+        writer.join(max(0.0, deadline - monotonic()))
+        if writer.is_alive():
+            writer.abandon()
+            log.warning("the recording of session %s was not finished within %g s of the stop: its spool stays "
+                        "and becomes a recording at the next start", writer.session_id, grace_s)
+    if recovery is not None:
+        recovery.join(max(0.0, deadline - monotonic()))
+        if recovery.is_alive():
+            log.warning("the recovery of recordings left by an earlier run did not stop within %g s: what it did "
+                        "not get to is recovered at the next start", grace_s)
+
+
 def _num(x) -> float | None:
     return None if x is None or x != x else round(float(x), 3)
 
@@ -553,7 +587,7 @@ def prune_recordings(folder: Path, max_days: int, max_mb: int) -> list[Path]:
                      key=lambda p: p.stat().st_mtime)
     removed = []
     now = time.time()
-    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in entries}
+    sizes = {p: _folder_size(p) for p in entries}
     total = sum(sizes.values())
     for path in entries[:-1]:  # never the newest
         too_old = now - path.stat().st_mtime > max_days * 86400
@@ -563,3 +597,15 @@ def prune_recordings(folder: Path, max_days: int, max_mb: int) -> list[Path]:
             total -= sizes[path]
             removed.append(path)
     return removed
+
+
+def _folder_size(folder: Path) -> int:
+    """Bytes in the folder's files; a file that goes meanwhile (a recording settling) counts nothing."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total

@@ -358,6 +358,7 @@ class RecordingSpool:
         self._controls: list[tuple[float, str]] = []
         self._handed_at = monotonic()
         self._given_up = False
+        self._abandoned = threading.Event()
         self._queue: queue.Queue = queue.Queue()
         spool_meta = {"format": "kneeroll-spool", "version": 1, "session_id": session_id, "writer": writer_tag(),
                       "opened_at": utc_now(), "t_from": t_from, "meta": meta}
@@ -385,6 +386,12 @@ class RecordingSpool:
         """The session ended: what waits is written, then the recording is put in place."""
         self._hand_over()
         self._queue.put(_Finish(meta, on_done))
+
+    def abandon(self) -> None:
+        """The daemon is stopping and cannot wait: the writer leaves the spool as it is, whole
+        members only, lets go of its lock and ends; the next start recovers it."""
+        self._abandoned.set()
+        self._queue.put(None)  # wakes a writer waiting for work
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
@@ -433,6 +440,12 @@ class RecordingSpool:
             self._cut(None, f"the recording could not start: {exc.strerror or exc}", None)
         while True:
             item = self._queue.get()
+            if self._abandoned.is_set():
+                if files is not None:
+                    files.close()
+                log.warning("recording of session %s: left in %s for the next start", self.session_id,
+                            files.folder if files is not None else recordings_dir)
+                return
             if isinstance(item, _Samples):
                 if files is not None and self.cut_short is None:
                     try:

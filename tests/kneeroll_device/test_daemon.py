@@ -11,21 +11,24 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from kneeroll_device import daemon as daemon_module
 from kneeroll_device import demo, diskspace
 from kneeroll_device.cli import main
 from kneeroll_device.config import load_config
-from kneeroll_device.daemon import STALE_S, Daemon, prune_recordings
+from kneeroll_device.daemon import STALE_S, WRITERS_GRACE_S, Daemon, prune_recordings, wait_for_writers
 from kneeroll_device.diskspace import MB, SpaceReserve
 from kneeroll_device.recorder import Recorder
 from kneeroll_device.recording import read_recording
 from kneeroll_device.samples import ForceBlock, ImuBlock
-from kneeroll_device.spool import RecordingSpool
+from kneeroll_device.spool import SPOOL_PREFIX, RecordingSpool, SpoolFiles
+from kneeroll_device.spool_recovery import recover_spools
 
 SPEED = 5.0
 FAULT_AT, FAULT_S = 8.0, 5.0  # demo seconds: the IMU leaves the bus at 8 s for 5 s
@@ -193,3 +196,96 @@ def test_a_disk_near_full_stops_the_recording_with_one_warning_and_the_log_goes_
     assert [g for g in gaps if g["source"] == "recording"] == [{"source": "recording", "reason": rec.cut_short["reason"]}]
     assert main(["replay", result.recording]) == 0
     assert "the recording was cut short at" in capsys.readouterr().out
+
+
+# --- recovery after READY, and a stop that keeps within systemd's time ----------------------------
+
+
+class Notes:
+    """A systemd bridge that notes what it is told, with the recovery's calls in the same list."""
+
+    def __init__(self):
+        self.said: list[tuple[str, str]] = []
+
+    def ready(self, text: str) -> None:
+        self.said.append(("ready", threading.current_thread().name))
+
+    def status(self, text: str) -> None:
+        pass
+
+    stopping = tick = clear_degraded = lambda self, *args: None
+    samples_arrived = declare_degraded = status
+
+
+def test_recordings_left_behind_are_recovered_on_a_thread_once_systemd_was_told_ready(tmp_path, monkeypatch,
+                                                                                      routine, session1):
+    notes = Notes()
+    recover = daemon_module.recover_spools
+
+    def noted_recovery(*args, **kwargs):
+        notes.said.append(("recover", threading.current_thread().name))
+        return recover(*args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "recover_spools", noted_recovery)
+    monkeypatch.setattr(demo, "systemd_bridge", lambda clock: notes)
+    monkeypatch.setattr(demo, "stop_on_signals", lambda daemon: None)
+    config = load_config().replace(storage={"data_dir": str(tmp_path)})
+    result, _ = demo.run_demo(config, routine, session1, data_dir=tmp_path, speed=40.0)
+    assert result.outcome == "completed"
+    assert notes.said == [("ready", "MainThread"), ("recover", "spool-recovery")]
+
+
+class StuckWriter:
+    """A writer thread that never finishes: each join waits out its timeout on a clock of the test's."""
+
+    def __init__(self, clock: list[float], session_id: int | None = None):
+        self.clock, self.session_id, self.waited, self.abandoned = clock, session_id, [], False
+
+    def join(self, timeout: float) -> None:
+        self.waited.append(timeout)
+        self.clock[0] += timeout
+
+    def is_alive(self) -> bool:
+        return True
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+
+def test_the_writers_share_one_deadline_at_stop_and_those_not_done_leave_their_spools(caplog):
+    clock = [0.0]
+    writers = [StuckWriter(clock, session_id) for session_id in (3, 4, 5)]
+    recovery = StuckWriter(clock)
+    wait_for_writers(writers, recovery, WRITERS_GRACE_S, monotonic=lambda: clock[0])
+    assert clock[0] == WRITERS_GRACE_S <= 5.0  # not 30 s a writer: systemd kills at 10 s
+    assert [w.waited for w in writers] == [[WRITERS_GRACE_S], [0.0], [0.0]] and recovery.waited == [0.0]
+    assert all(w.abandoned for w in writers)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 4 and all("next start" in text for text in warned)
+    assert [f"session {n} was not finished" in text for n, text in zip((3, 4, 5), warned)] == [True] * 3
+
+
+def test_a_writer_abandoned_at_stop_leaves_a_spool_the_next_start_recovers(tmp_path, monkeypatch):
+    stuck, released = threading.Event(), threading.Event()
+    append = SpoolFiles.append
+
+    def slow_disk(files, chunk):
+        stuck.set()
+        released.wait(timeout=60)
+        append(files, chunk)
+
+    monkeypatch.setattr(SpoolFiles, "append", slow_disk)
+    spool = RecordingSpool(tmp_path / "recordings", session_id=9, t_from=0.0, meta={"session_id": 9},
+                           reserve=SpaceReserve(tmp_path, 50 * MB, measure=lambda _: 10**12), flush_span_s=0.5)
+    spool.add_imu(imu_block(0.0))
+    spool.add_imu(imu_block(1.0))
+    spool.finish({"outcome": "completed"})
+    assert stuck.wait(timeout=60)
+    spool.abandon()  # the stop's deadline passed while the disk was busy
+    released.set()
+    spool.join(timeout=60)
+    assert not spool.is_alive() and spool.path is None
+    (left,) = (tmp_path / "recordings").iterdir()
+    assert left.name.startswith(SPOOL_PREFIX)
+    (recovered,) = recover_spools(tmp_path / "recordings")
+    assert read_recording(recovered.path).imu_t[-1] > 0

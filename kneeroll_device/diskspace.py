@@ -51,8 +51,9 @@ class SpaceReserve:
         with self._lock:
             if not allowed and not self.low:
                 log.warning("%s has %s MB free, under the %g MB kept for the session log: recordings stop "
-                            "until there is room again, the session log goes on (free space there, or lower "
-                            "[storage] recordings_max_mb)", self.path, megabytes_down(free), self.reserve_bytes / MB)
+                            "until there is room again, the session log goes on (free space there, lower "
+                            "[storage] recordings_max_mb, or lower [storage] recordings_reserve_mb if the log "
+                            "needs less)", self.path, megabytes_down(free), self.reserve_bytes / MB)
             elif allowed and self.low:
                 log.info("%s has room for recordings again (%s MB free)", self.path, megabytes_down(free))
             self.low = not allowed

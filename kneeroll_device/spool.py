@@ -121,7 +121,8 @@ def _append(path: Path, body: bytes) -> None:
         with open(path, "ab") as handle:
             handle.write(body)
             handle.flush()
-            os.fsync(handle.fileno())
+            # the data and the new size, not the times: one flash write fewer every few seconds
+            os.fdatasync(handle.fileno())
     except OSError:
         # a member cut short would make the whole file unreadable: cut it off again
         try:
@@ -272,6 +273,9 @@ class SpoolFiles:
             _append(self.folder / FORCE_FILE, chunk.force)
             self.last["force"] = chunk.force_last
         if chunk.controls:
+            # only the writes that carry a press touch it (a handful a session); it cannot share
+            # the sample files' flushes (there is one a file), and a press lost to a power cut
+            # would change what a replay does
             _append(self.folder / CONTROLS_FILE, chunk.controls)
             self.controls += chunk.control_list
         self.left_out += chunk.left_out
@@ -435,8 +439,9 @@ class RecordingSpool:
         try:
             files = SpoolFiles.create(recordings_dir, spool_meta, self.t_from)
         except OSError as exc:
-            log.error("cannot start the recording of session %s in %s: %s", self.session_id, recordings_dir,
-                      exc.strerror or exc)
+            log.error("cannot start the recording of session %s in %s: %s; the session goes on without one. "
+                      "Check that the daemon's user may write there, that the disk is not full or read-only, or turn recordings off with [storage] "
+                      "keep_recordings = false", self.session_id, recordings_dir, exc.strerror or exc)
             self._cut(None, f"the recording could not start: {exc.strerror or exc}", None)
         while True:
             item = self._queue.get()

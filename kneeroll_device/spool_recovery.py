@@ -26,6 +26,7 @@ import sqlite3
 import time
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -34,7 +35,7 @@ from .errors import KneerollError, RecordingError
 from .recording import FORCE_COLUMNS, GYRO_COLUMNS, IMU_COLUMNS, iter_csv_blocks, meta_json
 from .spool import (BROKEN_PREFIX, CONTROLS_FILE, FORCE_FILE, IMU_FILE, NEW_PREFIX, SPOOL_PREFIX, SpoolFiles,
                     free_place, lock_folder, read_spool_meta, recording_name, sync_folder)
-from .store import connect, effective_outcome, utc_now
+from .store import connect, effective_outcome, parse_utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -261,10 +262,13 @@ def _lock_if_left(folder: Path) -> int | None:
 
 
 def _orphan_name(spool: dict) -> str:
-    """An orphan recording's name: when its session started (as the spool says), else now."""
-    opened = str(spool.get("opened_at") or utc_now())
-    stamp = "".join(c for c in opened[:19] if c.isdigit())
-    return f"orphan-{stamp[:8]}T{stamp[8:14]}" if len(stamp) >= 14 else f"orphan-{time.strftime('%Y%m%dT%H%M%S')}"
+    """An orphan recording's name: when its session started (as the spool says), else now, in
+    local time like every other name the daemon gives a recording (recording-<time>)."""
+    try:
+        opened = parse_utc(str(spool["opened_at"])).astimezone()
+    except (KeyError, ValueError):
+        opened = datetime.now().astimezone()
+    return f"orphan-{opened.strftime('%Y%m%dT%H%M%S')}"
 
 
 def _remove_if_stale(folder: Path) -> None:

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import tracemalloc
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,49 @@ def test_samples_no_reader_would_take_are_left_out_and_counted(tmp_path):
     files.close()
 
 
+def test_each_write_flushes_the_data_of_the_files_it_grew_and_controls_only_with_a_press(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))))
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(("fdatasync", os.readlink(f"/proc/self/fd/{fd}"))))
+    files = spool_files(tmp_path / "recordings")
+    synced.clear()
+    write_seconds(files, range(2))
+    assert [(how, Path(path).name) for how, path in synced] == [("fdatasync", IMU_FILE), ("fdatasync", FORCE_FILE)] * 2
+    synced.clear()
+    files.append(files.encode([imu_block(T_FROM + 2)], [], [(T_FROM + 2.5, "press")]))
+    assert [(how, Path(path).name) for how, path in synced] == [("fdatasync", IMU_FILE), ("fdatasync", "controls.csv")]
+    files.close()
+
+
+def test_a_recording_that_cannot_start_says_how_to_fix_it(tmp_path, caplog):
+    (tmp_path / "recordings").write_text("not a folder")
+    spool = RecordingSpool(tmp_path / "recordings", session_id=6, t_from=T_FROM, meta={},
+                           reserve=SpaceReserve(tmp_path, RESERVE, measure=plenty))
+    spool.add_imu(imu_block(T_FROM))
+    path, meta = finished(spool)
+    assert path is None and "could not start" in meta["cut_short"]["reason"]
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "cannot start the recording of session 6" in message and "may write there" in message
+    assert "keep_recordings = false" in message
+
+
+@pytest.fixture
+def eastern_time(monkeypatch):
+    monkeypatch.setenv("TZ", "EST+5")  # five hours behind UTC all year
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_an_orphan_is_named_in_local_time_like_every_recording(tmp_path, eastern_time):
+    files = spool_files(tmp_path / "recordings", session_id=None)  # opened at 07:30 UTC
+    write_seconds(files, range(1))
+    files.close()
+    (recovered,) = recover_spools(tmp_path / "recordings")
+    assert recovered.path.name == "orphan-20260301T023000"
+
+
 # --- the reserve kept for the log -----------------------------------------------------------------
 
 
@@ -144,7 +189,9 @@ def test_the_warning_comes_again_only_after_space_came_back(tmp_path, caplog):
     free = iter([RESERVE - 1] * 3 + [10**12] + [RESERVE - 1] * 2)
     reserve = SpaceReserve(tmp_path, RESERVE, measure=lambda _: next(free))
     assert [reserve.allows(1000) for _ in range(6)] == [False, False, False, True, False, False]
-    assert sum(r.levelno == logging.WARNING for r in caplog.records) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "lower [storage] recordings_max_mb, or lower [storage] recordings_reserve_mb" in warnings[0]
 
 
 def test_a_recording_past_its_longest_is_cut_there(tmp_path):
@@ -239,7 +286,8 @@ def test_a_member_cut_short_by_the_crash_is_dropped_and_the_rest_kept(tmp_path):
     files.close()
     assert whole_members_end(files.folder / IMU_FILE) == whole
     (recovered,) = recover_spools(tmp_path / "recordings")
-    assert recovered.session_id is None and recovered.path.name == "orphan-20260301T073000"
+    opened = datetime(2026, 3, 1, 7, 30, tzinfo=timezone.utc).astimezone()
+    assert recovered.session_id is None and recovered.path.name == f"orphan-{opened:%Y%m%dT%H%M%S}"
     rec = read_recording(recovered.path)
     assert rec.imu_t[-1] == pytest.approx(2.99) and rec.force_t[-1] == pytest.approx(2.9875)
     assert rec.meta["outcome"] == "interrupted"

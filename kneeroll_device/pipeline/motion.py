@@ -49,12 +49,14 @@ class MotionTracker:
     # acceleration (a tenth of g at 1 Hz) stays out of the tilt, which follows the gyro then
     GRAVITY_TAU_S = 1.5
     GYRO_GRAVITY_TAU_S = 5.0
-    # still: over the last 2 s gravity's direction stayed within about 3 degrees (0.05 g),
-    # and ended where it began, within half a degree (0.009 g). A hand resting on the handles
+    # still: over the last 2 s gravity's direction stayed within about 1.7 degrees of its mean
+    # (0.03 g: a spread of some 3.5 degrees), and ended where it began, within half a degree
+    # (0.009 g); both measured as distances between vectors, so they do not depend on how the
+    # pod is mounted (a spread judged axis by axis did). A hand resting on the handles
     # wobbles the pod by a degree or so, but it comes back, so the gyro's mean over those 2 s
     # is its bias to a quarter of a degree a second, whatever it read frame by frame; a slow
     # turn one way does not come back, and is not taken for stillness
-    STILL_SPREAD_G = 0.05
+    STILL_RADIUS_G = 0.03
     STILL_RETURN_G = 0.009
     STILL_FRAMES = round(2.0 / FRAME_S)
     # an accelerometer reading more than 10 degrees from the gravity the gyro carried is
@@ -133,11 +135,15 @@ class MotionTracker:
     def _calm(self, recent: deque) -> bool:
         if len(recent) < recent.maxlen:
             return False
-        axes = list(zip(*recent))  # (it runs every frame: the axes as tuples, for C-speed max, min, sum)
-        if any(max(axis) - min(axis) >= self.STILL_SPREAD_G for axis in axes):
+        n = len(recent)
+        mx, my, mz = (sum(axis) / n for axis in zip(*recent))
+        radius_sq = self.STILL_RADIUS_G ** 2
+        if max((x - mx) ** 2 + (y - my) ** 2 + (z - mz) ** 2 for x, y, z in recent) >= radius_sq:
             return False
-        quarter = len(recent) // 4
-        return all(abs(sum(axis[:quarter]) - sum(axis[-quarter:])) / quarter < self.STILL_RETURN_G for axis in axes)
+        frames, quarter = list(recent), n // 4
+        begin = [sum(axis) / quarter for axis in zip(*frames[:quarter])]
+        end = [sum(axis) / quarter for axis in zip(*frames[-quarter:])]
+        return math.dist(begin, end) < self.STILL_RETURN_G
 
     def _learn_bias(self) -> None:
         # the still window's mean rate: the wobble of a resting hand averages out. Gravity

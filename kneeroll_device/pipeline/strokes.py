@@ -61,6 +61,10 @@ RHYTHM_MIN_HALVES = 4
 # people roll at a steady rhythm: strokes within a fifth of each other's length (a cadence
 # spread of 20 %); a signal whose strokes vary more has lost it
 STEADY_UNEVENNESS = 0.2
+# the way out and the way back of a stroke take within twice each other's time (people
+# press slower one way, not three times slower); a turn missed makes one half-stroke three
+# of its neighbours
+LOPSIDED = 2.0
 # no two strokes end closer than this: the quickest rolling, 60 a minute, ends one a second
 STROKE_SPACING_S = 0.7
 # a cycle out and back in less than half the median of the last five (over 12 s) is a
@@ -182,8 +186,8 @@ class _Track:
         turn = self.turns.end_here(t)
         return None if turn is None else self.since.split(turn)
 
-    def pair(self, half: HalfStroke) -> tuple[HalfStroke | None, tuple[HalfStroke, HalfStroke] | None]:
-        """Takes a half-stroke: returns a lone half-stroke it leaves behind (a slide to another
+    def pair(self, half: HalfStroke, hold_t: float) -> tuple[HalfStroke | None, tuple[HalfStroke, HalfStroke] | None]:
+        """Takes a half-stroke, and when the hands last took hold: returns a lone half-stroke it leaves behind (a slide to another
         spot) and the two halves of a stroke it completes, if any."""
         if half.end_t - half.start_t < MIN_HALF_S:
             self.jolted = True
@@ -196,6 +200,10 @@ class _Track:
             return None, None
         self.last = half
         pending = self.pending
+        if half.start_t <= hold_t <= half.end_t:
+            # the hands took hold on the way: how far the squeeze swung from nothing says
+            # nothing of how far it swings along the leg
+            self.turns.forget_swing()
         if not half.on_the_leg:
             # carried or put down: how far it swung says nothing of the strokes to come
             self.turns.forget_swing()
@@ -207,7 +215,9 @@ class _Track:
             self.pending = half
             return pending, None
         self.pending = None
-        if not (pending.travelled or half.travelled):
+        # (a way out on which the hands took hold travelled as the roller was put on)
+        out_travelled = pending.travelled and not pending.start_t <= hold_t <= pending.end_t
+        if not (out_travelled or half.travelled):
             return None, None  # out and back almost in place: the thigh lifting with a rep, not rolling
         return None, (pending, half)
 
@@ -262,6 +272,7 @@ class StrokeCounter:
         self.told = 0  # strokes told in the bout under way
         self._rep_t = -math.inf  # when the newest rep peaked
         self._force_t = -math.inf  # when the squeeze was last read
+        self._hold_t = -math.inf  # when the hands last took hold (the squeeze rose through GRIP_N)
         self._bout_t = -math.inf  # when the bout under way began
         self.last_stroke_t = -math.inf
         self.last_end_t = -math.inf  # when the newest stroke's movement ended (its turning point)
@@ -296,6 +307,8 @@ class StrokeCounter:
             self._restart(t)
             return None
         let_go = force < GRIP_N <= self._force  # (False without force data: NaN compares False)
+        if self._force < GRIP_N <= force:
+            self._hold_t = t
         self._force = force
         tracks = [(self._tilt, tilt)]
         if force == force:
@@ -316,7 +329,7 @@ class StrokeCounter:
             half = track.end_here(t) if let_go else track.follow(t, x, self.travel, force)
             if half is None:
                 continue
-            lone, stroke = track.pair(half)
+            lone, stroke = track.pair(half, self._hold_t)
             if lone is not None and lone.travelled and track is self._counted:
                 self.moved = lone
             if stroke is not None:
@@ -376,7 +389,8 @@ class StrokeCounter:
         # or three times as long as the others)
         if (more >= RHYTHM_DISAGREE * max(fewer, 1)
                 and _ratio(_median(on_tilt), _median(on_squeeze)) > RHYTHM_AGREE
-                and _unevenness(on_squeeze) <= STEADY_UNEVENNESS):
+                and _unevenness(on_squeeze) <= STEADY_UNEVENNESS
+                and _lopsidedness(on_squeeze) <= LOPSIDED):
             self._counted = self._squeeze
 
     def _follow_travel(self, accel: tuple[float, float, float], rate: tuple[float, float, float] | None) -> None:
@@ -439,6 +453,12 @@ def _ratio(a: float, b: float) -> float:
     """How many times the larger is the smaller."""
     low, high = min(a, b), max(a, b)
     return math.inf if low <= 0.0 else high / low
+
+
+def _lopsidedness(halves: list[float]) -> float:
+    """How many times longer one way typically takes than the other: the median ratio of
+    consecutive half-strokes."""
+    return _median([_ratio(a, b) for a, b in zip(halves, halves[1:])])
 
 
 def _unevenness(halves: list[float]) -> float:

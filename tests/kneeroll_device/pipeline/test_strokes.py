@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kneeroll_device.pipeline.framing import FRAME_S
-from kneeroll_device.pipeline.strokes import G, StrokeCounter
+from kneeroll_device.pipeline.strokes import STROKE_SPACING_S, G, StrokeCounter
 
 PERIOD_S = 2.0
 LENGTH_M = 0.15
@@ -136,9 +136,10 @@ def test_the_strokes_told_late_are_each_their_own():
         event = counter.update(t, tilt, accel, rate, force)
         if event is not None:
             events.append(event)
-    late = [b for a, b in zip(events, events[1:]) if b.t - a.t < 0.5]
+    # (told closer together than any two strokes can end)
+    late = [b for a, b in zip(events, events[1:]) if b.t - a.t < STROKE_SPACING_S]
     assert late, "the count moved without telling the strokes it had missed"
-    burst = [a for a, b in zip(events, events[1:]) if b.t - a.t < 0.5] + late
+    burst = [a for a, b in zip(events, events[1:]) if b.t - a.t < STROKE_SPACING_S] + late
     assert len({round(e.duration, 2) for e in burst}) == len({id(e) for e in burst})
 
 
@@ -162,3 +163,53 @@ def test_a_rep_ends_the_bout_of_rolling():
     t = frames[-1][0] + FRAME_S
     counter.update(t, frames[-1][1], frames[-1][2], frames[-1][3], 80.0, last_rep_t=t - 0.3)
     assert counter.counting_on == "tilt" and counter.told == 0
+
+
+def taking_hold() -> list:
+    """Frames of a roller put on the leg: it travels 6 cm in a second as the squeeze rises from
+    1 to 80 N; a second later the pads settle 3 cm back over 3 s, and it is held there."""
+
+    def ease(s: float, duration: float) -> tuple[float, float, float]:
+        # from 0 to 1 over the duration, at rest at both ends: position, speed, acceleration
+        u = min(max(s / duration, 0.0), 1.0)
+        w = 2 * math.pi * u
+        inside = 0.0 < s < duration
+        return u - math.sin(w) / (2 * math.pi), (1 - math.cos(w)) / duration, 2 * math.pi * math.sin(w) / duration**2 * inside
+
+    frames = []
+    for k in range(int(14.0 / FRAME_S)):
+        t = k * FRAME_S
+        on, back = ease(t - 2.0, 1.0), ease(t - 4.0, 3.0)
+        x, v, a = (0.06 * p - 0.03 * q for p, q in zip(on, back))
+        pitch = 4 * TAPER_RAD_PER_M * x
+        down = (-math.sin(pitch), 0.0, math.cos(pitch))
+        accel = (down[0] + math.cos(pitch) * a / G, 0.0, down[2] + math.sin(pitch) * a / G)
+        rate = (0.0, math.degrees(4 * TAPER_RAD_PER_M * v), 0.0)
+        force = 1.0 if t < 2.0 else min(80.0, 1.0 + 79.0 * (t - 2.0) / 0.8)
+        frames.append((t, down, accel, rate, force))
+    return frames
+
+
+def test_taking_hold_and_settling_is_not_a_stroke():
+    # the pod travels as the hands put the roller on the leg; the pads settle back slowly,
+    # without travelling: that is a grip taken (for a rep), not a stroke
+    assert count(taking_hold())[1] == []
+
+
+def test_a_squeeze_that_misses_every_other_turn_does_not_take_the_count():
+    # the squeeze rises for 1.2 s and falls for 2.8 s, a bump in the fall too small to be
+    # seen, every two strokes of the tilt: the same total rhythm, but one way taking more than
+    # twice as long as the other is turns missed, not a stroke of its own
+    frames = rolling(16)
+
+    def squeeze(t: float) -> float:
+        phase = (t - 2.0 + 0.2) % 4.0
+        if phase < 1.2:
+            return 80.0 + 10.0 * phase / 1.2
+        fall = (phase - 1.2) / 2.8
+        return 90.0 - 10.0 * fall + 1.0 * math.sin(math.pi * fall) ** 8
+
+    lumpy = [(t, tilt, accel, rate, squeeze(t) if 2.0 <= t < 34.0 else force)
+             for t, tilt, accel, rate, force in frames]
+    counter, told = count(lumpy)
+    assert counter.counting_on == "tilt" and len(told) == 16

@@ -36,6 +36,11 @@ from .turning import PathTurns, Turn, TurningPoints
 
 G = 9.80665
 GRIP_N = 10.0  # below this squeeze the pads are not pressed on the leg: a roller at rest reads 0-3 N
+# A hand closes on the handles within about half a second (a quick grip reaches its force in
+# 0.3-0.6 s); a squeeze that turns back within this long of rising through GRIP_N rose with
+# the grip alone, and one still rising later rose with the roller's first way along the leg
+# too (in the independent simulator's rolls: 0.4-0.7 s for the one, 0.8 s and more for the other)
+GRIP_RISE_S = 0.8
 # The pod travels when the roller rolls: a 10 cm stroke at 20 a minute accelerates it at
 # 0.15 m/s^2 RMS, a 20 cm one at 30 a minute at 0.6. A rep lifts the thigh a few millimetres
 # in a second or two (0.02-0.05 m/s^2), and the sensor's noise over a frame is about
@@ -58,6 +63,10 @@ RHYTHM_WINDOW_S = 12.0
 RHYTHM_DISAGREE = 1.4
 RHYTHM_AGREE = 1.15
 RHYTHM_MIN_HALVES = 4
+# ... and by more than two frames: a turning point is placed on a 0.1 s frame, at the
+# frame where the signal was furthest, so two signals' halves of one movement differ by a
+# frame or two
+TIMING_S = 2 * FRAME_S
 # people roll at a steady rhythm: strokes within a fifth of each other's length (a cadence
 # spread of 20 %); a signal whose strokes vary more has lost it
 STEADY_UNEVENNESS = 0.2
@@ -142,8 +151,9 @@ class _Since:
 class _Track:
     """Half-strokes and strokes on one position-like signal: the tilt, or the squeeze."""
 
-    def __init__(self, turns):
+    def __init__(self, turns, grip_shows: bool = False):
         self.turns = turns
+        self.grip_shows = grip_shows  # the signal rises as the hands take hold (the squeeze does)
         self.since = _Since()
         self.pending: HalfStroke | None = None  # the way out of a stroke, waiting for the way back
         self.last: HalfStroke | None = None  # the newest half-stroke on the leg
@@ -187,8 +197,9 @@ class _Track:
         return None if turn is None else self.since.split(turn)
 
     def pair(self, half: HalfStroke, hold_t: float) -> tuple[HalfStroke | None, tuple[HalfStroke, HalfStroke] | None]:
-        """Takes a half-stroke, and when the hands last took hold: returns a lone half-stroke it leaves behind (a slide to another
-        spot) and the two halves of a stroke it completes, if any."""
+        """Takes a half-stroke, and when the hands last took hold: returns a lone half-stroke
+        it leaves behind (a slide to another spot) and the two halves of a stroke it
+        completes, if any."""
         if half.end_t - half.start_t < MIN_HALF_S:
             self.jolted = True
             return None, None
@@ -204,6 +215,12 @@ class _Track:
             # the hands took hold on the way: how far the squeeze swung from nothing says
             # nothing of how far it swings along the leg
             self.turns.forget_swing()
+            if self.grip_shows and half.end_t - hold_t < GRIP_RISE_S:
+                # the squeeze rose with the grip alone: not a way along the leg. (Were it
+                # taken for one, every stroke after it would pair out of step, and the fall
+                # as the hands let go would make one stroke too many.)
+                self.pending = None
+                return pending, None
         if not half.on_the_leg:
             # carried or put down: how far it swung says nothing of the strokes to come
             self.turns.forget_swing()
@@ -256,7 +273,7 @@ class _Track:
 class StrokeCounter:
     def __init__(self):
         self._tilt = _Track(PathTurns(TILT_FLOOR_RAD, TURN_SHARE, STALL_S))
-        self._squeeze = _Track(TurningPoints(SQUEEZE_FLOOR_N, TURN_SHARE, STALL_S))
+        self._squeeze = _Track(TurningPoints(SQUEEZE_FLOOR_N, TURN_SHARE, STALL_S), grip_shows=True)
         self._counted = self._tilt
         self._recent_force: deque[float] = deque(maxlen=3)
         self._recent_tilt: deque[tuple[float, float, float]] = deque(maxlen=TURNED_FRAMES)
@@ -389,6 +406,7 @@ class StrokeCounter:
         # or three times as long as the others)
         if (more >= RHYTHM_DISAGREE * max(fewer, 1)
                 and _ratio(_median(on_tilt), _median(on_squeeze)) > RHYTHM_AGREE
+                and abs(_median(on_tilt) - _median(on_squeeze)) > TIMING_S
                 and _unevenness(on_squeeze) <= STEADY_UNEVENNESS
                 and _lopsidedness(on_squeeze) <= LOPSIDED):
             self._counted = self._squeeze

@@ -213,3 +213,23 @@ def test_a_squeeze_that_misses_every_other_turn_does_not_take_the_count():
              for t, tilt, accel, rate, force in frames]
     counter, told = count(lumpy)
     assert counter.counting_on == "tilt" and len(told) == 16
+
+
+@pytest.mark.parametrize("twist_period_s", [1.1, 3.7])
+def test_taking_hold_before_rolling_off_is_not_a_way_out_of_the_squeeze(twist_period_s):
+    # the hands take hold (in half a second) 0.8 s before the roller starts along the leg,
+    # where the thigh is thickest, and let go (in half a second) after the last stroke: the
+    # squeeze's rise to the grip is not a movement of the roller, or every stroke after it is
+    # paired out of step and the fall as the hands let go makes one stroke too many
+    frames = rolling(16, twist_deg=20.0, twist_period_s=twist_period_s)
+    end = 2.0 + 16 * PERIOD_S
+
+    def squeeze(t: float, force: float) -> float:
+        if t < 2.0:
+            return 1.0 + 89.0 * min(max(t - 1.2, 0.0) / 0.5, 1.0)
+        if t < end:
+            return 170.0 - force  # thickest where the strokes start
+        return 90.0 - 89.0 * min(max(t - end - 0.3, 0.0) / 0.5, 1.0)
+
+    counter, told = count([(t, tilt, accel, rate, squeeze(t, force)) for t, tilt, accel, rate, force in frames])
+    assert counter.counting_on == "squeeze" and len(told) == 16

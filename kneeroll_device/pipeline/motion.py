@@ -29,7 +29,8 @@ def seen_after_turn(v, rate: tuple) -> tuple[float, float, float]:
     Seen from a turning body the vector turns the other way; Rodrigues' formula is exact
     for a turn about one axis, so even a flip's 20 degrees a frame is followed.
     """
-    wx, wy, wz = (-math.radians(r) * FRAME_S for r in rate)
+    to_turn = -math.pi / 180.0 * FRAME_S
+    wx, wy, wz = rate[0] * to_turn, rate[1] * to_turn, rate[2] * to_turn
     angle = math.sqrt(wx * wx + wy * wy + wz * wz)
     if angle < 1e-12:
         return (v[0], v[1], v[2])
@@ -80,6 +81,8 @@ class MotionTracker:
         self._a_g = ema_alpha(self.GRAVITY_TAU_S)
         self._a_g_gyro = ema_alpha(self.GYRO_GRAVITY_TAU_S)
         self._cos_reject = math.cos(math.radians(self.REJECT_DEG))
+        self._cos_flip_on = math.cos(math.radians(self.FLIP_ON_DEG))
+        self._cos_flip_off = math.cos(math.radians(self.FLIP_OFF_DEG))
         self._rejected_frames = 0
 
     @property
@@ -133,17 +136,32 @@ class MotionTracker:
         self.still_frames = self.still_frames + 1 if self._calm(recent) else 0
 
     def _calm(self, recent: deque) -> bool:
-        if len(recent) < recent.maxlen:
-            return False
         n = len(recent)
-        mx, my, mz = (sum(axis) / n for axis in zip(*recent))
-        radius_sq = self.STILL_RADIUS_G ** 2
-        if max((x - mx) ** 2 + (y - my) ** 2 + (z - mz) ** 2 for x, y, z in recent) >= radius_sq:
+        if n < recent.maxlen:
             return False
-        frames, quarter = list(recent), n // 4
-        begin = [sum(axis) / quarter for axis in zip(*frames[:quarter])]
-        end = [sum(axis) / quarter for axis in zip(*frames[-quarter:])]
-        return math.dist(begin, end) < self.STILL_RETURN_G
+        # ended where it began (the cheaper test, and the one a moving pod fails first)
+        quarter = n // 4
+        dx = dy = dz = 0.0
+        for i in range(quarter):
+            (x0, y0, z0), (x1, y1, z1) = recent[i], recent[n - 1 - i]
+            dx += x1 - x0
+            dy += y1 - y0
+            dz += z1 - z0
+        if dx * dx + dy * dy + dz * dz >= (self.STILL_RETURN_G * quarter) ** 2:
+            return False
+        # and stayed near its mean throughout
+        mx = my = mz = 0.0
+        for x, y, z in recent:
+            mx += x
+            my += y
+            mz += z
+        mx, my, mz = mx / n, my / n, mz / n
+        radius_sq = self.STILL_RADIUS_G ** 2
+        for x, y, z in recent:
+            x, y, z = x - mx, y - my, z - mz
+            if x * x + y * y + z * z >= radius_sq:
+                return False
+        return True
 
     def _learn_bias(self) -> None:
         # the still window's mean rate: the wobble of a resting hand averages out. Gravity
@@ -167,10 +185,10 @@ class MotionTracker:
             return
         dot = ref[0] * g[0] + ref[1] * g[1] + ref[2] * g[2]
         norm = math.sqrt((ref[0] ** 2 + ref[1] ** 2 + ref[2] ** 2) * (g[0] ** 2 + g[1] ** 2 + g[2] ** 2)) or 1.0
-        angle = math.degrees(math.acos(max(-1.0, min(1.0, dot / norm))))
-        if not self.flipped and angle > self.FLIP_ON_DEG:
+        cos_angle = dot / norm  # (compared as cosines: the angle grows as its cosine falls)
+        if not self.flipped and cos_angle < self._cos_flip_on:
             self.flipped = True
-        elif self.flipped and angle < self.FLIP_OFF_DEG:
+        elif self.flipped and cos_angle > self._cos_flip_off:
             self.flipped = False
 
     def rate(self, gyro: tuple) -> tuple[float, float, float]:

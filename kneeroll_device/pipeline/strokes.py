@@ -340,10 +340,11 @@ class StrokeCounter:
             # pause at the far end): the tilt carries on, as a bout of its own, since its
             # count of the bout so far holds the twist's turns
             self._new_bout(t)
+        travel = self.travel
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
-            half = track.end_here(t) if let_go else track.follow(t, x, self.travel, force)
+            half = track.end_here(t) if let_go else track.follow(t, x, travel, force)
             if half is None:
                 continue
             lone, stroke = track.pair(half, self._hold_t)
@@ -375,9 +376,9 @@ class StrokeCounter:
     def _end_a_quiet_bout(self, t: float) -> None:
         # a bout of rolling ends when neither signal saw a stroke for a while; the next one
         # is counted afresh, on whichever signal follows it
-        tracks = (self._tilt, self._squeeze)
-        if self.told or any(track.strokes for track in tracks):
-            if t - max(track.last_end_t for track in tracks) > BOUT_GAP_S:
+        tilt, squeeze = self._tilt, self._squeeze
+        if self.told or tilt.counted or squeeze.counted:
+            if t - max(tilt.last_end_t, squeeze.last_end_t) > BOUT_GAP_S:
                 self._new_bout(t)
 
     def _new_bout(self, t: float) -> None:
@@ -397,9 +398,10 @@ class StrokeCounter:
         if self._counted is self._squeeze:
             return
         since = max(t - RHYTHM_WINDOW_S, self._bout_t)  # (what came before the bout is another's)
-        on_tilt, on_squeeze = self._tilt.halves_since(since), self._squeeze.halves_since(since)
+        on_squeeze = self._squeeze.halves_since(since)
         if len(on_squeeze) < RHYTHM_MIN_HALVES:
             return
+        on_tilt = self._tilt.halves_since(since)
         more, fewer = max(len(on_tilt), len(on_squeeze)), min(len(on_tilt), len(on_squeeze))
         # the typical half-strokes differ too, so it is not a turn missed now and then; and
         # the squeeze kept its own rhythm (turns it missed make some of its strokes last two

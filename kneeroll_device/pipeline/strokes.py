@@ -406,9 +406,12 @@ class StrokeCounter:
         # the typical half-strokes differ too, so it is not a turn missed now and then; and
         # the squeeze kept its own rhythm (turns it missed make some of its strokes last two
         # or three times as long as the others)
+        typical_tilt, typical_squeeze = _median(on_tilt), _median(on_squeeze)
+        other_rhythm = (_ratio(typical_tilt, typical_squeeze) > RHYTHM_AGREE
+                        and abs(typical_tilt - typical_squeeze) > TIMING_S)
+        tilt_uneven = len(on_tilt) >= RHYTHM_MIN_HALVES and _unevenness(on_tilt) > STEADY_UNEVENNESS
         if (more >= RHYTHM_DISAGREE * max(fewer, 1)
-                and _ratio(_median(on_tilt), _median(on_squeeze)) > RHYTHM_AGREE
-                and abs(_median(on_tilt) - _median(on_squeeze)) > TIMING_S
+                and (other_rhythm or tilt_uneven)
                 and _unevenness(on_squeeze) <= STEADY_UNEVENNESS
                 and _lopsidedness(on_squeeze) <= LOPSIDED):
             self._counted = self._squeeze

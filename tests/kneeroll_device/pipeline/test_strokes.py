@@ -233,3 +233,13 @@ def test_taking_hold_before_rolling_off_is_not_a_way_out_of_the_squeeze(twist_pe
 
     counter, told = count([(t, tilt, accel, rate, squeeze(t, force)) for t, tilt, accel, rate, force in frames])
     assert counter.counting_on == "squeeze" and len(told) == 16
+
+
+def test_when_the_tilt_misses_turns_for_a_while_the_squeeze_takes_the_count():
+    # the frame hardly tilts for 5 s (a straight stretch of the thigh): the tilt sees one long
+    # way where the squeeze saw five, so its rhythm is lost while the squeeze keeps its own
+    frames = rolling(16)
+    still = frames[int(12.0 / FRAME_S)][1]
+    flat = [(t, still if 12.0 <= t < 17.0 else tilt, accel, rate, force) for t, tilt, accel, rate, force in frames]
+    counter, told = count(flat)
+    assert counter.counting_on == "squeeze" and len(told) == 16

@@ -8,7 +8,8 @@ of the hard cases played back to back, and written as CSV to a temporary folder.
 
 - load: read_recording of the folder (CSV parsing), median of the repeats.
 - process: analyze_recording of the loaded recording (the pipeline in 10 s blocks and the
-  segments), median of the repeats; target under 1 s for the hour (>= 3600x real time).
+  segments), median of the repeats. Target: load and process together under 1 s for the
+  hour (>= 3600x real time).
 - memory: the peak of Python allocations (tracemalloc) while processing, and while loading
   and processing, in a separate run (tracing slows the code down); and the peak resident
   size (getrusage) of a fresh interpreter that only loads and analyzes the recording, which
@@ -40,7 +41,7 @@ from kneeroll_device.sim.hard_cases import CASES, simulate_case
 
 IMU_HZ = 100.0
 FORCE_HZ = 80.0
-TARGETS = {"process_s_per_hour": 1.0, "peak_mb": 200.0, "live_ms_per_s": 2.0}
+TARGETS = {"load_and_process_s_per_hour": 1.0, "peak_mb": 200.0, "live_ms_per_s": 2.0}
 
 
 def build_hour(out: Path, hours: float) -> tuple[Path, float, int]:
@@ -171,6 +172,7 @@ def main(argv=None) -> int:
         "load_s": load_s, "load_s_all": loads,
         "process_s": process_s, "process_s_all": processes,
         "process_s_per_hour": process_s / hours, "realtime_factor": seconds / process_s,
+        "load_and_process_s_per_hour": (load_s + process_s) / hours,
         "peak_mb_processing": peak_process, "peak_mb_load_and_process": peak_all, "maxrss_mb": maxrss_mb, "rss_after_imports_mb": rss_imports_mb,
         "live_ms_per_s": 1000.0 * live_s / seconds, "live_ms_per_s_all": [1000.0 * x / seconds for x in lives],
         "events": {"strokes": result["strokes"], "reps": result["reps"]},
@@ -185,9 +187,11 @@ def main(argv=None) -> int:
         print(f"  {name:44s} {value:>14s}   {target:>10s}  {'ok' if ok else 'MISS'}")
 
     print(f"median of {args.repeats} repeats ({', '.join(f'{x:.2f}' for x in processes)} s processing):")
-    line("CSV load (read_recording)", f"{load_s:.2f} s", "", True)
-    line("processing (analyze_recording), per hour", f"{process_s / hours:.3f} s", "< 1 s", process_s / hours < TARGETS["process_s_per_hour"])
-    line("  real-time factor", f"{seconds / process_s:,.0f}x", ">= 3600x", seconds / process_s >= 3600)
+    whole = (load_s + process_s) / hours
+    line("CSV load (read_recording), per hour", f"{load_s / hours:.3f} s", "", True)
+    line("processing (analyze_recording), per hour", f"{process_s / hours:.3f} s", "", True)
+    line("load + processing, per hour", f"{whole:.3f} s", "< 1 s", whole < TARGETS["load_and_process_s_per_hour"])
+    line("  real-time factor", f"{3600.0 / whole:,.0f}x", ">= 3600x", whole < 1.0)
     line("peak Python memory, processing", f"{peak_process:.0f} MB", "< 200 MB", peak_process < TARGETS["peak_mb"])
     line("peak Python memory, load + processing", f"{peak_all:.0f} MB", "< 200 MB", peak_all < TARGETS["peak_mb"])
     line("peak resident size, fresh `analyze` process", f"{maxrss_mb:.0f} MB", "< 200 MB", maxrss_mb < TARGETS["peak_mb"])

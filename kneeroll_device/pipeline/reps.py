@@ -19,7 +19,7 @@ import math
 from collections import deque
 
 from ..samples import RepEvent
-from .strokes import GRIP_N, TRAVEL_MS2
+from .strokes import GRIP_N, REACH_M, TRAVEL_MS2, reach
 from .turning import Turn, TurningPoints
 
 FORCE_FLOOR_N = 2.0  # the smallest swing followed: a load cell's noise over a frame is 0.3-1 N
@@ -36,21 +36,23 @@ class RepCounter:
         self.turns = TurningPoints(FORCE_FLOOR_N, TURN_SHARE, STALL_S)
         self._recent: deque[float] = deque(maxlen=DESPIKE_FRAMES)
         # since the last turning point, each frame's (time; squeeze held steady?; the squeeze,
-        # N; the pod's acceleration level, m/s^2 RMS)
-        self._rise: list[tuple[float, bool, float, float]] = []
+        # N; the pod's acceleration level, m/s^2 RMS; its acceleration, m/s^2)
+        self._rise: list[tuple[float, bool, float, float, tuple]] = []
         self.count = 0
         self.last_t = -math.inf  # when the newest rep peaked
 
-    def update(self, t: float, force: float, travel: float, last_stroke_end_t: float = -math.inf) -> RepEvent | None:
+    def update(self, t: float, force: float, travel: float, last_stroke_end_t: float = -math.inf,
+               moving: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RepEvent | None:
         """One frame: the squeeze (N, NaN without force data), the pod's acceleration level
-        (m/s^2 RMS, strokes.StrokeCounter.travel) and when the last stroke's movement ended."""
+        (m/s^2 RMS, strokes.StrokeCounter.travel), when the last stroke's movement ended and
+        the pod's own acceleration now (m/s^2, strokes.StrokeCounter.moving)."""
         if force != force:
             return None
         recent = self._recent
         recent.append(force)
         level = sorted(recent)[len(recent) // 2]
         steady = len(recent) == recent.maxlen and max(recent) - min(recent) < FORCE_FLOOR_N
-        self._rise.append((t, steady, level, travel))
+        self._rise.append((t, steady, level, travel, moving))
         turn, _ = self.turns.update(t, level)
         if turn is None:
             return None
@@ -66,26 +68,30 @@ class RepCounter:
                         reported_t=t)
 
     @staticmethod
-    def _base(turn: Turn, rise: list[tuple[float, bool, float, float]], last_stroke_end_t: float) -> float | None:
+    def _base(turn: Turn, rise: list[tuple[float, bool, float, float, tuple]], last_stroke_end_t: float) -> float | None:
         """The squeeze the rep rose from, if the rise is one: the last squeeze held steady
         far enough below the peak (or the trough), with the roller staying put from there
         on (its acceleration level down at a rep's at some point, while what rolling left
-        of it dies away, and no stroke moving it). Taking
-        hold of the handles and then a rep is one rise of the force with a pause in it; a
-        rep from a held squeeze pauses at its trough. Never a squeeze below the grip: a
-        rise from nothing is taking hold."""
+        of it dies away; the pod moved less than a stroke's length; and no stroke moving
+        it). Taking hold of the handles and then a rep is one rise of the force with a
+        pause in it; a rep from a held squeeze pauses at its trough. Never a squeeze below
+        the grip: a rise from nothing is taking hold."""
         peak = turn.value
 
         def enough(level: float) -> bool:
             return level >= GRIP_N and peak - level >= max(REP_MIN_N, REP_MIN_SHARE * level)
 
+        def stayed_put(frames: list) -> bool:
+            return reach([frame[4] for frame in frames]) < REACH_M
+
         calmest = math.inf  # the pod's lowest acceleration level from the base on
-        for t, steady, level, moving in reversed(rise):
+        for i in range(len(rise) - 1, -1, -1):
+            t, steady, level, moving, _ = rise[i]
             if t < last_stroke_end_t:
                 return None
             if steady and enough(level) and calmest <= TRAVEL_MS2:
-                return level
+                return level if stayed_put(rise[i:]) else None
             calmest = min(calmest, moving)
         trough = peak - turn.swing
-        still = calmest <= TRAVEL_MS2 and turn.start_t >= last_stroke_end_t
+        still = calmest <= TRAVEL_MS2 and turn.start_t >= last_stroke_end_t and stayed_put(rise)
         return trough if enough(trough) and still else None

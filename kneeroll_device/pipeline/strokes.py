@@ -81,6 +81,11 @@ STROKE_SPACING_S = 0.7
 WOBBLE_SHARE = 0.5
 TURN_SHARE = 0.5  # a turning point is confirmed once the signal came back half the recent swing ...
 STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
+# A movement travelled, whatever its acceleration, if the pod went at least this far: the
+# shortest stroke people roll (the 3-30 cm the product is built for). A slow stroke hardly
+# accelerates the pod (10 cm at 12 a minute: 0.06 m/s^2 RMS, a rep lift's level) but it
+# goes its length; a rep lifts the pod a few millimetres (see reach())
+REACH_M = 0.03
 MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
 MAX_GAP_S = 4.0  # the way back starts within this long of the way out (a pause at the far end)
 # a bout of rolling has ended when no stroke ended for this long: the slowest rolling (10 a
@@ -101,6 +106,7 @@ class HalfStroke:
     travel: float  # the largest acceleration level on the way, m/s^2 RMS
     force_min: float  # N, NaN without force data
     force_mean: float
+    reach: float = 0.0  # m: how far the pod moved on the way (the acceleration integrated twice)
 
     @property
     def on_the_leg(self) -> bool:
@@ -110,7 +116,7 @@ class HalfStroke:
 
     @property
     def travelled(self) -> bool:
-        return self.travel >= TRAVEL_MS2
+        return self.travel >= TRAVEL_MS2 or self.reach >= REACH_M
 
 
 class _Since:
@@ -118,11 +124,11 @@ class _Since:
     the force; split at the furthest point when the turn is confirmed."""
 
     def __init__(self):
-        self.frames: list[tuple[float, float]] = []
+        self.frames: list[tuple[float, float, tuple]] = []  # (travel level, force, acceleration)
         self.at_extreme = 0
 
-    def add(self, travel: float, force: float, extreme_moved: bool) -> None:
-        self.frames.append((travel, force))
+    def add(self, travel: float, force: float, moving: tuple[float, float, float], extreme_moved: bool) -> None:
+        self.frames.append((travel, force, moving))
         if extreme_moved:
             self.at_extreme = len(self.frames)
 
@@ -133,10 +139,11 @@ class _Since:
             return None
         mine, self.frames = self.frames[:self.at_extreme], self.frames[self.at_extreme:]
         self.at_extreme = 0
-        forces = [f for _, f in mine if f == f]
+        forces = [f for _, f, _ in mine if f == f]
         return HalfStroke(
             start_t=turn.start_t, end_t=turn.t, direction=turn.direction,
-            travel=max((a for a, _ in mine), default=0.0),
+            travel=max((frame[0] for frame in mine), default=0.0),
+            reach=reach([frame[2] for frame in mine]),
             force_min=min(forces) if forces else math.nan,
             force_mean=sum(forces) / len(forces) if forces else math.nan,
         )
@@ -178,13 +185,13 @@ class _Track:
         pending, self.pending = self.pending, None
         return pending
 
-    def follow(self, t: float, x, travel: float, force: float) -> HalfStroke | None:
+    def follow(self, t: float, x, travel: float, moving: tuple[float, float, float], force: float) -> HalfStroke | None:
         """One frame of the signal: a half-stroke that ended now, if one did."""
         was_resting = self.turns.direction == 0
         turn, extreme_moved = self.turns.update(t, x)
         if was_resting and self.turns.direction != 0:
             self.since.clear()  # a movement begins: what happened at rest is not part of it
-        self.since.add(travel, force, extreme_moved)
+        self.since.add(travel, force, moving, extreme_moved)
         if turn is None:
             return None
         half = self.since.split(turn)
@@ -281,6 +288,7 @@ class StrokeCounter:
         self._last_rate: tuple[float, float, float] | None = None
         self._moving = [0.0, 0.0, 0.0]  # the pod's own acceleration, high-passed (m/s^2)
         self._moving_mean = [0.0, 0.0, 0.0]  # ... and its mean: what a gyro bias error adds steadily
+        self._moving_now = (0.0, 0.0, 0.0)  # the pod's own acceleration now (m/s^2)
         self._keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
         self._a_level = ema_alpha(TRAVEL_TAU_S)
         self._level_sq = 0.0
@@ -299,6 +307,12 @@ class StrokeCounter:
     def travel(self) -> float:
         """The pod's acceleration level now (m/s^2 RMS): above TRAVEL_MS2 it is travelling."""
         return math.sqrt(self._level_sq)
+
+    @property
+    def moving(self) -> tuple[float, float, float]:
+        """The pod's own acceleration now (m/s^2, in its frame): what its turning and gravity
+        do not explain, high-passed with a 1 s memory."""
+        return self._moving_now
 
     @property
     def counting_on(self) -> str:
@@ -344,7 +358,7 @@ class StrokeCounter:
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
-            half = track.end_here(t) if let_go else track.follow(t, x, travel, force)
+            half = track.end_here(t) if let_go else track.follow(t, x, travel, self._moving_now, force)
             if half is None:
                 continue
             lone, stroke = track.pair(half, self._hold_t)
@@ -432,6 +446,7 @@ class StrokeCounter:
             mean[i] = keep * mean[i] + (1.0 - keep) * m[i]
             total += (m[i] - mean[i]) ** 2
         self._level_sq += self._a_level * (total - self._level_sq)
+        self._moving_now = (m[0], m[1], m[2])
 
     def _turned_over(self, tilt: tuple[float, float, float]) -> bool:
         recent = self._recent_tilt
@@ -492,6 +507,27 @@ def _unevenness(halves: list[float]) -> float:
         return math.inf
     mean = sum(pairs) / len(pairs)
     return math.sqrt(sum((d - mean) ** 2 for d in pairs) / len(pairs)) / mean
+
+
+def reach(accelerations: list) -> float:
+    """How far the pod moved over a movement from rest to rest (m), from its acceleration
+    each frame (m/s^2): the speed integrated from the acceleration is put back to zero at the
+    end along a straight line, since the pod is at rest at both ends (which takes out a
+    steady error of the acceleration too), and the position integrated from that; the
+    furthest it got."""
+    n = len(accelerations)
+    if n < 2:
+        return 0.0
+    speeds, vx, vy, vz = [], 0.0, 0.0, 0.0  # (in m/s per FRAME_S, scaled once at the end)
+    for ax, ay, az in accelerations:
+        vx, vy, vz = vx + ax, vy + ay, vz + az
+        speeds.append((vx, vy, vz))
+    x = y = z = furthest = 0.0
+    for k, (sx, sy, sz) in enumerate(speeds, start=1):
+        share = k / n
+        x, y, z = x + sx - share * vx, y + sy - share * vy, z + sz - share * vz
+        furthest = max(furthest, x * x + y * y + z * z)
+    return math.sqrt(furthest) * FRAME_S * FRAME_S
 
 
 def _length_cm(travel_rms: float, duration: float) -> float:

@@ -35,11 +35,11 @@ def squeeze(reps: int, *, hold_n: float = 80.0, rise: float = 0.3, rep_s: float 
     return frames, peaks
 
 
-def count(frames, travel: float = 0.02, strokes_at: tuple[float, ...] = ()) -> list:
+def count(frames, travel: float = 0.02, strokes_at: tuple[float, ...] = (), moving=lambda t: (0.0, 0.0, 0.0)) -> list:
     counter, reps = RepCounter(), []
     for t, force in frames:
         ended = max((s for s in strokes_at if s <= t), default=-math.inf)
-        rep = counter.update(t, force, travel, ended)
+        rep = counter.update(t, force, travel, ended, moving(t))
         if rep is not None:
             reps.append(rep)
     return reps
@@ -90,3 +90,16 @@ def test_a_one_frame_spike_is_not_a_rep():
     frames, _ = squeeze(0, settle_s=10.0)
     spiked = [(t, f + (60.0 if k == 30 else 0.0)) for k, (t, f) in enumerate(frames)]
     assert count(spiked) == []
+
+
+def test_a_rise_while_the_pod_moves_a_strokes_length_is_rolling_not_a_rep():
+    # slow rolling (12 a minute): the squeeze follows the girth up and back like a rep, and
+    # the pod's acceleration stays at a rep's level (0.05 m/s^2), but it moves 10 cm each way
+    frames, _ = squeeze(6, rep_s=5.0, gap_s=0.0)
+    omega = 2 * math.pi / 5.0
+
+    def to_and_fro(t: float) -> tuple[float, float, float]:
+        return (0.05 * omega**2 * math.cos(omega * (t - 2.5)), 0.0, 0.0)  # 10 cm peak to peak
+
+    assert count(frames, moving=to_and_fro) == []
+    assert len(count(frames)) == 6

@@ -526,7 +526,9 @@ def reach(accelerations: list) -> float:
     for k, (sx, sy, sz) in enumerate(speeds, start=1):
         share = k / n
         x, y, z = x + sx - share * vx, y + sy - share * vy, z + sz - share * vz
-        furthest = max(furthest, x * x + y * y + z * z)
+        here = x * x + y * y + z * z
+        if here > furthest:
+            furthest = here
     return math.sqrt(furthest) * FRAME_S * FRAME_S
 
 

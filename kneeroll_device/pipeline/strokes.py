@@ -55,10 +55,11 @@ TRAVEL_MEMORY_S = 1.0
 TILT_FLOOR_RAD = math.radians(0.15)  # the smallest tilt swing followed: above the frame's wobble at rest
 SQUEEZE_FLOOR_N = 2.0  # the smallest swing of the squeeze followed: a load cell's noise over a frame is 0.3-1 N
 # the rhythm check: over the last 12 s (two slow strokes, twelve quick ones), the tilt and
-# the squeeze disagree when one turned back 1.4 times as often as the other or more and
-# their typical (median) half-strokes differ by more than 1.15 times (a twist at a rhythm
-# of its own, not a turn missed now and then); the squeeze is believed only once it
-# turned back 4 times itself (two strokes)
+# the squeeze disagree when one turned back 1.4 times as often as the other or more; a
+# tilt that turned back more often shows a twist if its typical (median) half-strokes
+# differ from the squeeze's by more than 1.15 times (a rhythm of its own, not a turn the
+# squeeze missed now and then); the squeeze is believed only once it turned back 4 times
+# itself (two strokes)
 RHYTHM_WINDOW_S = 12.0
 RHYTHM_DISAGREE = 1.4
 RHYTHM_AGREE = 1.15
@@ -405,9 +406,10 @@ class StrokeCounter:
     def _choose_track(self, t: float) -> None:
         # The squeeze follows the thigh's girth under the pads, so it follows the roller's
         # position; the tilt does too on a tapering thigh, but twisting the handles also
-        # tilts the frame, at a rhythm of its own. When the two disagree on how often the
-        # roller turned back lately, the tilt is showing a twist. The count stays on the
-        # squeeze for the rest of the bout: the tilt's count of the bout holds the twist's
+        # tilts the frame, at a rhythm of its own, and where the thigh hardly tapers the tilt
+        # misses turns. When the two disagree on how often the roller turned back lately,
+        # and the squeeze kept a steady rhythm, the count moves to the squeeze and stays
+        # there for the rest of the bout: the tilt's count of the bout holds the twist's
         # turns even once the twisting stopped.
         if self._counted is self._squeeze:
             return
@@ -416,18 +418,22 @@ class StrokeCounter:
         if len(on_squeeze) < RHYTHM_MIN_HALVES:
             return
         on_tilt = self._tilt.halves_since(since)
-        more, fewer = max(len(on_tilt), len(on_squeeze)), min(len(on_tilt), len(on_squeeze))
-        # the typical half-strokes differ too, so it is not a turn missed now and then; and
-        # the squeeze kept its own rhythm (turns it missed make some of its strokes last two
-        # or three times as long as the others)
+        squeeze_more = len(on_squeeze) >= RHYTHM_DISAGREE * max(len(on_tilt), 1)
+        if not squeeze_more and len(on_tilt) < RHYTHM_DISAGREE * len(on_squeeze):
+            return  # they agree on how often the roller turned back
+        if _unevenness(on_squeeze) > STEADY_UNEVENNESS or _lopsidedness(on_squeeze) > LOPSIDED:
+            return  # the squeeze has lost the steady rhythm people roll at: turns it missed
+        if squeeze_more:
+            # the tilt missed turns: where the frame hardly tilts, or under a wide swing's
+            # hysteresis
+            self._counted = self._squeeze
+            return
+        # the tilt turned back more often than the squeeze: a twist, if its halves keep a
+        # rhythm of their own (typically more than 1.15 times, and two frames, apart from the
+        # squeeze's, so it is not a turn the squeeze missed now and then) or none at all
         typical_tilt, typical_squeeze = _median(on_tilt), _median(on_squeeze)
-        other_rhythm = (_ratio(typical_tilt, typical_squeeze) > RHYTHM_AGREE
-                        and abs(typical_tilt - typical_squeeze) > TIMING_S)
-        tilt_uneven = len(on_tilt) >= RHYTHM_MIN_HALVES and _unevenness(on_tilt) > STEADY_UNEVENNESS
-        if (more >= RHYTHM_DISAGREE * max(fewer, 1)
-                and (other_rhythm or tilt_uneven)
-                and _unevenness(on_squeeze) <= STEADY_UNEVENNESS
-                and _lopsidedness(on_squeeze) <= LOPSIDED):
+        other_rhythm = _ratio(typical_tilt, typical_squeeze) > RHYTHM_AGREE and abs(typical_tilt - typical_squeeze) > TIMING_S
+        if other_rhythm or _unevenness(on_tilt) > STEADY_UNEVENNESS:
             self._counted = self._squeeze
 
     def _follow_travel(self, accel: tuple[float, float, float], rate: tuple[float, float, float] | None) -> None:

@@ -81,24 +81,20 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Named float columns of a CSV with a header line; clear errors for every way it can be wrong."""
-    unreadable = "check that it is a CSV file (gzip if it ends in .gz)"
     try:
-        handle = _open_text(path)
-        header_line = handle.readline()
+        with _open_text(path) as handle:
+            header = _header(path, handle.readline(), required, optional)
+            try:
+                # parsed straight from the file: a third faster than reading it into a string first
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # (an empty body: said below)
+                    data = np.loadtxt(handle, delimiter=",", ndmin=2, dtype=float)
+            except ValueError:
+                data = None
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
-        raise RecordingError(f"{path} cannot be read: {exc}", unreadable) from None
-    with handle:
-        header = _header(path, header_line, required, optional)
-        try:
-            # parsed straight from the file: a third faster than reading it into a string first
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # (an empty body: said below)
-                data = np.loadtxt(handle, delimiter=",", ndmin=2, dtype=float)
-        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
-            raise RecordingError(f"{path} cannot be read: {exc}", unreadable) from None
-        except ValueError:
-            raise RecordingError(f"{path} has a malformed line: {_first_bad_line(_body(path), header)}",
-                                 "every line needs one number per column") from None
+        raise _unreadable(path, exc) from None
+    if data is None:
+        raise _malformed(path, header)
     wanted = [c for c in required + optional if c in header]
     if data.size == 0:
         raise RecordingError(f"{path} has no samples", "record at least a few seconds")
@@ -115,11 +111,22 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
     return columns
 
 
-def _body(path: Path) -> str:
-    """The CSV's lines after the header (read again to say where it breaks)."""
-    with _open_text(path) as handle:
-        handle.readline()
-        return handle.read()
+def _unreadable(path: Path, exc: Exception) -> RecordingError:
+    return RecordingError(f"{path} cannot be read: {exc}", "check that it is a CSV file (gzip if it ends in .gz)")
+
+
+def _malformed(path: Path, header: list[str]) -> RecordingError:
+    """What is wrong with a CSV body numpy would not parse (it is read again to say where)."""
+    try:
+        with _open_text(path) as handle:
+            handle.readline()
+            body = handle.read()
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        return _unreadable(path, exc)
+    if not body.strip():
+        return RecordingError(f"{path} has no samples", "record at least a few seconds")
+    return RecordingError(f"{path} has a malformed line: {_first_bad_line(body, header)}",
+                          "every line needs one number per column")
 
 
 def _header(path: Path, header_line: str, required: tuple[str, ...], optional: tuple[str, ...]) -> list[str]:

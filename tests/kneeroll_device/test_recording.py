@@ -44,6 +44,7 @@ def test_a_lone_imu_csv_without_gyro(tmp_path):
     ("t,ax,ay,az\n0,0,0,1\n0,0,0,1\n", ["line 3", "time does not increase"]),
     ("t,ax,ay,az,gx\n0,0,0,1,0\n", ["some of the gyro columns"]),
     ("t,ax,ay,az\n", ["no samples"]),
+    ("t,ax,ay,az\n  \n\n", ["no samples"]),
     ("t,ax,ay,az\n0,0,nan,1\n", ["not a finite number"]),
 ])
 def test_malformed_csvs_say_what_is_wrong(tmp_path, body, words):
@@ -131,3 +132,12 @@ def test_a_write_that_fails_half_way_leaves_no_file_cut_short(tmp_path, monkeypa
         write_recording_folder(folder, t, np.zeros((len(t), 3)), None, t, t * 10, {}, gzip=True)
     assert sorted(p.name for p in folder.iterdir()) == ["imu.csv.gz"]  # whole, and nothing else
     assert len(read_recording(folder).imu_t) == len(t)
+
+
+def test_a_bad_line_before_a_cut_off_gzip_says_the_file_cannot_be_read(tmp_path):
+    # numpy stops at the bad line; reading the file again to say where finds it cut off
+    data = gzip.compress(b"t,ax,ay,az\n0,0,x,1\n" + b"0.01,0,0,1\n" * 5000)
+    path = tmp_path / "imu.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingError, match="cannot be read"):
+        read_recording(path)

@@ -171,8 +171,8 @@ def main(argv=None) -> int:
         "hours": hours, "sessions": n_sessions, "csv_mb": size_mb, "repeats": args.repeats,
         "load_s": load_s, "load_s_all": loads,
         "process_s": process_s, "process_s_all": processes,
-        "process_s_per_hour": process_s / hours, "realtime_factor": seconds / process_s,
-        "load_and_process_s_per_hour": (load_s + process_s) / hours,
+        "process_s_per_hour": process_s / hours, "load_and_process_s_per_hour": (load_s + process_s) / hours,
+        "realtime_factor": seconds / (load_s + process_s),
         "peak_mb_processing": peak_process, "peak_mb_load_and_process": peak_all, "maxrss_mb": maxrss_mb, "rss_after_imports_mb": rss_imports_mb,
         "live_ms_per_s": 1000.0 * live_s / seconds, "live_ms_per_s_all": [1000.0 * x / seconds for x in lives],
         "events": {"strokes": result["strokes"], "reps": result["reps"]},
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     line("CSV load (read_recording), per hour", f"{load_s / hours:.3f} s", "", True)
     line("processing (analyze_recording), per hour", f"{process_s / hours:.3f} s", "", True)
     line("load + processing, per hour", f"{whole:.3f} s", "< 1 s", whole < TARGETS["load_and_process_s_per_hour"])
-    line("  real-time factor", f"{3600.0 / whole:,.0f}x", ">= 3600x", whole < 1.0)
+    line("  real-time factor", f"{3600.0 / whole:,.0f}x", ">= 3600x", whole < TARGETS["load_and_process_s_per_hour"])
     line("peak Python memory, processing", f"{peak_process:.0f} MB", "< 200 MB", peak_process < TARGETS["peak_mb"])
     line("peak Python memory, load + processing", f"{peak_all:.0f} MB", "< 200 MB", peak_all < TARGETS["peak_mb"])
     line("peak resident size, fresh `analyze` process", f"{maxrss_mb:.0f} MB", "< 200 MB", maxrss_mb < TARGETS["peak_mb"])

@@ -86,12 +86,12 @@ class RepCounter:
 
         calmest = math.inf  # the pod's lowest acceleration level from the base on
         for i in range(len(rise) - 1, -1, -1):
-            t, steady, level, moving, _ = rise[i]
+            t, steady, level, travel, _ = rise[i]
             if t < last_stroke_end_t:
                 return None
             if steady and enough(level) and calmest <= TRAVEL_MS2:
                 return level if stayed_put(rise[i:]) else None
-            calmest = min(calmest, moving)
+            calmest = min(calmest, travel)
         trough = peak - turn.swing
         still = calmest <= TRAVEL_MS2 and turn.start_t >= last_stroke_end_t and stayed_put(rise)
         return trough if enough(trough) and still else None

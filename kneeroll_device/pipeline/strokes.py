@@ -216,14 +216,15 @@ class _Track:
         if jolted and last is not None and last.direction == half.direction:
             # a jolt interrupted one way: the two parts are one half-stroke
             last.end_t, last.travel = half.end_t, max(last.travel, half.travel)
+            last.reach += half.reach  # (about: the jolt itself went little way)
             return None, None
         self.last = half
         pending = self.pending
         if half.start_t <= hold_t <= half.end_t:
-            # the hands took hold on the way: how far the squeeze swung from nothing says
-            # nothing of how far it swings along the leg
+            # the hands took hold on the way: how far the signal swung as the roller was put
+            # on (the squeeze from nothing) says nothing of how far it swings along the leg
             self.turns.forget_swing()
-            if self.grip_shows and half.end_t - hold_t < GRIP_RISE_S:
+            if self.grip_shows and half.end_t - hold_t < GRIP_RISE_S - FRAME_S / 2:
                 # the squeeze rose with the grip alone: not a way along the leg. (Were it
                 # taken for one, every stroke after it would pair out of step, and the fall
                 # as the hands let go would make one stroke too many.)
@@ -432,7 +433,9 @@ class StrokeCounter:
         # rhythm of their own (typically more than 1.15 times, and two frames, apart from the
         # squeeze's, so it is not a turn the squeeze missed now and then) or none at all
         typical_tilt, typical_squeeze = _median(on_tilt), _median(on_squeeze)
-        other_rhythm = _ratio(typical_tilt, typical_squeeze) > RHYTHM_AGREE and abs(typical_tilt - typical_squeeze) > TIMING_S
+        # (times are frame times: half a frame of margin keeps their rounding out of it)
+        other_rhythm = (_ratio(typical_tilt, typical_squeeze) > RHYTHM_AGREE
+                        and abs(typical_tilt - typical_squeeze) > TIMING_S + FRAME_S / 2)
         if other_rhythm or _unevenness(on_tilt) > STEADY_UNEVENNESS:
             self._counted = self._squeeze
 
@@ -465,6 +468,7 @@ class StrokeCounter:
         # what the swings and the acceleration level learnt from the turn over must not linger
         self._moving = [0.0, 0.0, 0.0]
         self._moving_mean = [0.0, 0.0, 0.0]
+        self._moving_now = (0.0, 0.0, 0.0)
         self._level_sq = 0.0
         for track in (self._tilt, self._squeeze):
             pending = track.restart()

@@ -431,12 +431,12 @@ class StrokeCounter:
             return
         # the tilt turned back more often than the squeeze: a twist, if its halves keep a
         # rhythm of their own (typically more than 1.15 times, and two frames, apart from the
-        # squeeze's, so it is not a turn the squeeze missed now and then) or none at all
+        # squeeze's, so it is not a turn the squeeze missed now and then)
         typical_tilt, typical_squeeze = _median(on_tilt), _median(on_squeeze)
         # (times are frame times: half a frame of margin keeps their rounding out of it)
         other_rhythm = (_ratio(typical_tilt, typical_squeeze) > RHYTHM_AGREE
                         and abs(typical_tilt - typical_squeeze) > TIMING_S + FRAME_S / 2)
-        if other_rhythm or _unevenness(on_tilt) > STEADY_UNEVENNESS:
+        if other_rhythm:
             self._counted = self._squeeze
 
     def _follow_travel(self, accel: tuple[float, float, float], rate: tuple[float, float, float] | None) -> None:

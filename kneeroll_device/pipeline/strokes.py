@@ -105,8 +105,7 @@ class HalfStroke:
     end_t: float
     direction: int
     travel: float  # the largest acceleration level on the way, m/s^2 RMS
-    force_min: float  # N, NaN without force data
-    force_mean: float
+    force_mean: float  # N, NaN without force data
     reach: float = 0.0  # m: how far the pod moved on the way (the acceleration integrated twice)
 
     @property
@@ -118,6 +117,10 @@ class HalfStroke:
     @property
     def travelled(self) -> bool:
         return self.travel >= TRAVEL_MS2 or self.reach >= REACH_M
+
+    def took_hold(self, hold_t: float) -> bool:
+        """Whether the hands took hold (at hold_t) on the way."""
+        return self.start_t <= hold_t <= self.end_t
 
 
 class _Since:
@@ -145,7 +148,6 @@ class _Since:
             start_t=turn.start_t, end_t=turn.t, direction=turn.direction,
             travel=max((frame[0] for frame in mine), default=0.0),
             reach=reach([frame[2] for frame in mine]),
-            force_min=min(forces) if forces else math.nan,
             force_mean=sum(forces) / len(forces) if forces else math.nan,
         )
 
@@ -220,7 +222,7 @@ class _Track:
             return None, None
         self.last = half
         pending = self.pending
-        if half.start_t <= hold_t <= half.end_t:
+        if half.took_hold(hold_t):
             # the hands took hold on the way: how far the signal swung as the roller was put
             # on (the squeeze from nothing) says nothing of how far it swings along the leg
             self.turns.forget_swing()
@@ -242,7 +244,7 @@ class _Track:
             return pending, None
         self.pending = None
         # (a way out on which the hands took hold travelled as the roller was put on)
-        out_travelled = pending.travelled and not pending.start_t <= hold_t <= pending.end_t
+        out_travelled = pending.travelled and not pending.took_hold(hold_t)
         if not (out_travelled or half.travelled):
             return None, None  # out and back almost in place: the thigh lifting with a rep, not rolling
         return None, (pending, half)
@@ -290,7 +292,6 @@ class StrokeCounter:
         self._last_rate: tuple[float, float, float] | None = None
         self._moving = [0.0, 0.0, 0.0]  # the pod's own acceleration, high-passed (m/s^2)
         self._moving_mean = [0.0, 0.0, 0.0]  # ... and its mean: what a gyro bias error adds steadily
-        self._moving_now = (0.0, 0.0, 0.0)  # the pod's own acceleration now (m/s^2)
         self._keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
         self._a_level = ema_alpha(TRAVEL_TAU_S)
         self._level_sq = 0.0
@@ -314,7 +315,8 @@ class StrokeCounter:
     def moving(self) -> tuple[float, float, float]:
         """The pod's own acceleration now (m/s^2, in its frame): what its turning and gravity
         do not explain, high-passed with a 1 s memory."""
-        return self._moving_now
+        m = self._moving
+        return (m[0], m[1], m[2])
 
     @property
     def counting_on(self) -> str:
@@ -356,11 +358,11 @@ class StrokeCounter:
             # pause at the far end): the tilt carries on, as a bout of its own, since its
             # count of the bout so far holds the twist's turns
             self._new_bout(t)
-        travel = self.travel
+        travel, moving = self.travel, self.moving
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
-            half = track.end_here(t) if let_go else track.follow(t, x, travel, self._moving_now, force)
+            half = track.end_here(t) if let_go else track.follow(t, x, travel, moving, force)
             if half is None:
                 continue
             lone, stroke = track.pair(half, self._hold_t)
@@ -455,7 +457,6 @@ class StrokeCounter:
             mean[i] = keep * mean[i] + (1.0 - keep) * m[i]
             total += (m[i] - mean[i]) ** 2
         self._level_sq += self._a_level * (total - self._level_sq)
-        self._moving_now = (m[0], m[1], m[2])
 
     def _turned_over(self, tilt: tuple[float, float, float]) -> bool:
         recent = self._recent_tilt
@@ -468,7 +469,6 @@ class StrokeCounter:
         # what the swings and the acceleration level learnt from the turn over must not linger
         self._moving = [0.0, 0.0, 0.0]
         self._moving_mean = [0.0, 0.0, 0.0]
-        self._moving_now = (0.0, 0.0, 0.0)
         self._level_sq = 0.0
         for track in (self._tilt, self._squeeze):
             pending = track.restart()

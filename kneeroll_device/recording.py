@@ -161,7 +161,7 @@ def iter_csv_blocks(path: Path, required: tuple[str, ...], optional: tuple[str, 
                     rows += len(columns["t"])
                     yield columns
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
-        raise RecordingError(f"{path} cannot be read: {exc}", "check that it is a CSV file (gzip if it ends in .gz)") from None
+        raise _unreadable(path, exc) from None
     if not rows:
         raise RecordingError(f"{path} has no samples", "record at least a few seconds")
 

@@ -97,7 +97,7 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
         raise _malformed(path, header)
     wanted = [c for c in required + optional if c in header]
     if data.size == 0:
-        raise RecordingError(f"{path} has no samples", "record at least a few seconds")
+        raise _no_samples(path)
     if data.shape[1] != len(header):
         raise RecordingError(f"{path} has {data.shape[1]} values a line but {len(header)} columns in its header")
     if not np.all(np.isfinite(data[:, [header.index(c) for c in wanted]])):
@@ -115,6 +115,10 @@ def _unreadable(path: Path, exc: Exception) -> RecordingError:
     return RecordingError(f"{path} cannot be read: {exc}", "check that it is a CSV file (gzip if it ends in .gz)")
 
 
+def _no_samples(path: Path) -> RecordingError:
+    return RecordingError(f"{path} has no samples", "record at least a few seconds")
+
+
 def _malformed(path: Path, header: list[str]) -> RecordingError:
     """What is wrong with a CSV body numpy would not parse (it is read again to say where)."""
     try:
@@ -124,7 +128,7 @@ def _malformed(path: Path, header: list[str]) -> RecordingError:
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         return _unreadable(path, exc)
     if not body.strip():
-        return RecordingError(f"{path} has no samples", "record at least a few seconds")
+        return _no_samples(path)
     return RecordingError(f"{path} has a malformed line: {_first_bad_line(body, header)}",
                           "every line needs one number per column")
 
@@ -163,7 +167,7 @@ def iter_csv_blocks(path: Path, required: tuple[str, ...], optional: tuple[str, 
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise _unreadable(path, exc) from None
     if not rows:
-        raise RecordingError(f"{path} has no samples", "record at least a few seconds")
+        raise _no_samples(path)
 
 
 def _check_block(path: Path, block: list[str], before: int, header: list[str], wanted: list[str],

@@ -184,30 +184,33 @@ def segments(events: EventBatch, t_start: float, t_end: float) -> list[dict]:
 
     A stroke covers the time from the start of its way out to when it was reported, a rep
     from the start of its rise to when it was reported; those of one kind closer than
-    BOUT_GAP_S make one segment, and the time between segments is rest.
+    BOUT_GAP_S make one segment, and the time between segments is rest. The segments
+    follow one another without overlapping, and every count is in exactly one of them: a
+    count of the other kind that lies within a segment (a rep told in the middle of
+    rolling) is counted in that segment, beside its own kind's.
     """
-    spans = [(s.t - s.duration, s.t, "roll") for s in events.strokes]
-    spans += [(_reported(r) - r.duration, _reported(r), "hold") for r in events.reps]
+    spans = [(s.t - s.duration, s.t, "roll", "strokes") for s in events.strokes]
+    spans += [(_reported(r) - r.duration, _reported(r), "hold", "reps") for r in events.reps]
     bouts: list[dict] = []
-    for start, end, kind in sorted(spans):
+    for start, end, kind, counted in sorted(spans):
         last = bouts[-1] if bouts else None
-        if last is not None and last["kind"] == kind and start - last["end"] <= BOUT_GAP_S:
+        if last is not None and (end <= last["end"] or last["kind"] == kind and start - last["end"] <= BOUT_GAP_S):
             last["end"] = max(last["end"], end)
-        else:
-            bouts.append({"kind": kind, "start": max(start, last["end"] if last else t_start), "end": end})
+            last[counted] += 1
+            continue
+        bout = {"kind": kind, "start": max(start, last["end"] if last else t_start), "end": end,
+                "strokes": 0, "reps": 0}
+        bout[counted] += 1
+        bouts.append(bout)
     out: list[dict] = []
     cursor = t_start
     for bout in bouts:
         if bout["start"] > cursor:
-            out.append({"kind": "rest", "start": cursor, "end": bout["start"]})
+            out.append({"kind": "rest", "start": cursor, "end": bout["start"], "strokes": 0, "reps": 0})
         out.append(bout)
-        cursor = max(cursor, bout["end"])
+        cursor = bout["end"]
     if t_end > cursor:
-        out.append({"kind": "rest", "start": cursor, "end": t_end})
-    for i, seg in enumerate(out):
-        lo, hi = seg["start"], seg["end"]
-        first = i == 0
-        seg["strokes"] = sum((first or lo < e.t) and e.t <= hi for e in events.strokes)
-        seg["reps"] = sum((first or lo < _reported(r)) and _reported(r) <= hi for r in events.reps)
-        seg["start"], seg["end"] = round(lo, 2), round(hi, 2)
+        out.append({"kind": "rest", "start": cursor, "end": t_end, "strokes": 0, "reps": 0})
+    for seg in out:
+        seg["start"], seg["end"] = round(seg["start"], 2), round(seg["end"], 2)
     return out

@@ -54,6 +54,7 @@ STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent
 # real seconds that the recording writers and the recovery share at stop: systemd kills the
 # daemon 10 s after asking it to stop (TimeoutStopSec), and the session log must close before
 WRITERS_GRACE_S = 5.0
+RECOVERY_STOP_S = 1.0  # the recovery, told to stop, is done within a block of a spool
 POLL_S = 0.05  # how often the readers poll their device (clock seconds)
 QUEUE_BLOCKS = 400
 ACTION_CUES = {
@@ -172,6 +173,9 @@ class Daemon:
             raise
         self.recordings_dir = self.data_dir / "recordings"
         self._recovery: threading.Thread | None = None
+        # set when a stop is asked for (a signal): the recovery leaves the spool at hand for the
+        # next start. A run that ends by itself (its one session done) lets it finish first
+        self._recovery_stop = threading.Event()
         self.recorder = Recorder() if config.storage.keep_recordings else None
         self.reserve = SpaceReserve(self.data_dir, config.storage.recordings_reserve_mb * MB)
         self.live = LivePublisher(live_socket_path(config))
@@ -206,7 +210,7 @@ class Daemon:
     def _recover_recordings(self) -> None:
         try:
             recover_spools(self.recordings_dir, self.store.path, self.store.set_recording,
-                           stopping=self.stop_event.is_set)
+                           stopping=self._recovery_stop.is_set)
         except Exception:  # an old recording must never keep the roller from working
             log.exception("could not recover the recordings left in %s", self.recordings_dir)
 
@@ -232,6 +236,7 @@ class Daemon:
 
     def stop(self) -> None:
         """Ask the loop to end (from a signal handler or another thread)."""
+        self._recovery_stop.set()
         self.stop_event.set()
 
     def _step_once(self) -> None:
@@ -495,7 +500,7 @@ class Daemon:
         self.cues.wait_idle(timeout=5.0)
         for part in (self.cues, self.button):
             part.close()
-        wait_for_writers(self._writers, self._recovery, WRITERS_GRACE_S)
+        wait_for_writers(self._writers, self._recovery, WRITERS_GRACE_S, stop_recovery=self._recovery_stop.set)
         self.store.close()
         self.live.close()
 
@@ -556,9 +561,11 @@ def systemd_bridge(clock) -> SystemdBridge | None:
 
 
 def wait_for_writers(writers: list[RecordingSpool], recovery: threading.Thread | None, grace_s: float,
-                     monotonic: Callable[[], float] = time.monotonic) -> None:
-    """Waits, ``grace_s`` in all, for the recordings to be finished and the recovery to stop;
-    a writer not done by then is told to leave its spool as it is: the next start recovers it."""
+                     monotonic: Callable[[], float] = time.monotonic,
+                     stop_recovery: Callable[[], None] | None = None) -> None:
+    """Waits, ``grace_s`` in all, for the recordings to be finished and the recovery to be
+    done; a writer not done by then is told to leave its spool as it is, and so is the
+    recovery (``stop_recovery``): the next start recovers what they did not get to."""
     deadline = monotonic() + grace_s
     for writer in writers:
         writer.join(max(0.0, deadline - monotonic()))
@@ -566,11 +573,15 @@ def wait_for_writers(writers: list[RecordingSpool], recovery: threading.Thread |
             writer.abandon()
             log.warning("the recording of session %s was not finished within %g s of the stop: its spool stays "
                         "and becomes a recording at the next start", writer.session_id, grace_s)
-    if recovery is not None:
-        recovery.join(max(0.0, deadline - monotonic()))
-        if recovery.is_alive():
-            log.warning("the recovery of recordings left by an earlier run did not stop within %g s: what it did "
-                        "not get to is recovered at the next start", grace_s)
+    if recovery is None:
+        return
+    recovery.join(max(0.0, deadline - monotonic()))
+    if recovery.is_alive() and stop_recovery is not None:
+        stop_recovery()  # it stops between two blocks of a spool: a moment
+        recovery.join(RECOVERY_STOP_S)
+    if recovery.is_alive():
+        log.warning("the recovery of recordings left by an earlier run did not stop within %g s: what it did "
+                    "not get to is recovered at the next start", grace_s)
 
 
 def _num(x) -> float | None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from .atomic import write_atomically
-from .errors import KneerollError, RecordingError
+from .errors import InputError, RecordingError, StoreError
 from .recording import FORCE_COLUMNS, GYRO_COLUMNS, IMU_COLUMNS, iter_csv_blocks, meta_json
 from .spool import (BROKEN_PREFIX, CONTROLS_FILE, FORCE_FILE, IMU_FILE, NEW_PREFIX, SPOOL_PREFIX, SpoolFiles,
                     free_place, lock_folder, read_spool_meta, recording_name, sync_folder)
@@ -40,6 +40,10 @@ from .store import connect, effective_outcome, parse_utc, utc_now
 log = logging.getLogger(__name__)
 
 READ_BYTES = 1 << 16
+# a log being written by the daemon's own writer can be busy for a moment (a checkpoint):
+# the session's row is read again a few times, half a second apart
+LOG_READ_ATTEMPTS = 4
+LOG_READ_WAIT_S = 0.5
 STALE_NEW_S = 3600.0  # a spool folder still unnamed this long was left by a start that died
 CUT_BY_EXIT = ("the daemon stopped before it finished the recording (a crash, a kill or a power cut): "
                "the samples up to its last write are kept")
@@ -97,22 +101,36 @@ def read_controls(folder: Path) -> list[list]:
     return controls
 
 
-def logged_session(log_path: Path | None, session_id, writer) -> dict | None:
-    """The session's row, if the log holds it as written by the spool's own writer."""
+def logged_session(log_path: Path | None, session_id, writer, attempts: int = LOG_READ_ATTEMPTS,
+                   sleep: Callable[[float], None] = time.sleep) -> dict | None:
+    """The session's row, if the log holds it as written by the spool's own writer.
+
+    A log that is there but cannot be read just now (busy, locked) is tried again a few
+    times; if it still cannot be, StoreError: the spool waits for the next start rather
+    than become an orphan recording for want of one read."""
     if log_path is None or not isinstance(session_id, int) or not writer:
         return None
-    try:
-        db = connect(log_path, readonly=True)
-    except (KneerollError, sqlite3.Error):
-        return None
+    for attempt in range(1, attempts + 1):
+        try:
+            row = _read_session(log_path, session_id)
+            break
+        except InputError:  # no log there: nothing to link it to
+            return None
+        except (StoreError, sqlite3.Error) as exc:
+            if attempt == attempts:
+                raise StoreError(f"could not read the session log {log_path}: {exc}",
+                                 "the recording is made at the next start") from None
+            sleep(LOG_READ_WAIT_S)
+    return row if row is not None and row.get("writer") == writer else None
+
+
+def _read_session(log_path: Path, session_id: int) -> dict | None:
+    db = connect(log_path, readonly=True)
     try:
         row = db.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
-    except sqlite3.Error:
-        return None
     finally:
         db.close()
-    row = dict(row) if row is not None else None
-    return row if row is not None and row.get("writer") == writer else None
+    return dict(row) if row is not None else None
 
 
 def recover_spools(recordings_dir: Path, log_path: Path | None = None,

@@ -236,7 +236,9 @@ def test_a_session_killed_with_sigkill_keeps_its_raw_samples_as_its_recording(tm
     assert again.returncode == 0, again.stderr
     shown = {s["id"]: s for s in history(tmp_path)}
     recording = tmp_path / "recordings" / f"session-{killed:05d}"
-    assert shown[killed]["outcome"] == "interrupted" and shown[killed]["recording"] == str(recording)
+    # (what the recordings folder holds and what the daemon said, should the recovery not have linked it)
+    assert shown[killed]["outcome"] == "interrupted" and shown[killed]["recording"] == str(recording), (
+        sorted(p.name for p in (tmp_path / "recordings").iterdir()), again.stderr[-2000:])
     assert sorted(p.name for p in (tmp_path / "recordings").iterdir()) == [
         f"session-{killed:05d}", f"session-{json.loads(again.stdout)['session_id']:05d}"]
 

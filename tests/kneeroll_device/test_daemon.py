@@ -22,7 +22,8 @@ from kneeroll_device import daemon as daemon_module
 from kneeroll_device import demo, diskspace
 from kneeroll_device.cli import main
 from kneeroll_device.config import load_config
-from kneeroll_device.daemon import STALE_S, WRITERS_GRACE_S, Daemon, prune_recordings, wait_for_writers
+from kneeroll_device.daemon import (RECOVERY_STOP_S, STALE_S, WRITERS_GRACE_S, Daemon, prune_recordings,
+                                    wait_for_writers)
 from kneeroll_device.diskspace import MB, SpaceReserve
 from kneeroll_device.recorder import Recorder
 from kneeroll_device.recording import read_recording
@@ -263,6 +264,15 @@ def test_the_writers_share_one_deadline_at_stop_and_those_not_done_leave_their_s
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 4 and all("next start" in text for text in warned)
     assert [f"session {n} was not finished" in text for n, text in zip((3, 4, 5), warned)] == [True] * 3
+
+
+def test_a_recovery_still_at_work_at_the_deadline_is_told_to_stop_and_not_before():
+    clock, told = [0.0], []
+    recovery = StuckWriter(clock)
+    wait_for_writers([], recovery, WRITERS_GRACE_S, monotonic=lambda: clock[0],
+                     stop_recovery=lambda: told.append(clock[0]))
+    # the run ended by itself: the recovery had the whole grace to finish, then was told to stop
+    assert told == [WRITERS_GRACE_S] and recovery.waited == [WRITERS_GRACE_S, RECOVERY_STOP_S]
 
 
 def test_a_writer_abandoned_at_stop_leaves_a_spool_the_next_start_recovers(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import gzip
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -27,8 +28,9 @@ from kneeroll_device.replay import replay_recording
 from kneeroll_device.samples import ForceBlock, ImuBlock
 from kneeroll_device.spool import (FORCE_FILE, IMU_FILE, MAX_WAITING, SPOOL_PREFIX, RecordingSpool, SpoolFiles,
                                    lock_folder)
+from kneeroll_device import spool_recovery
 from kneeroll_device.spool_recovery import recover_spools, whole_members_end
-from kneeroll_device.store import SessionLog, writer_tag
+from kneeroll_device.store import DB_NAME, SessionLog, writer_tag
 
 from simhelpers import sampled
 
@@ -402,6 +404,50 @@ def test_a_recovery_the_disk_refused_lets_go_of_the_lock_and_is_tried_again(tmp_
     os.close(lock_fd)
     (recovered,) = recover_spools(tmp_path / "recordings")  # the next start: made whole
     assert len(read_recording(recovered.path).imu_t) == 200
+
+
+def busy_log(monkeypatch, times: int) -> list[int]:
+    """The session log is busy (locked by its writer) for the first ``times`` reads."""
+    reads = [0]
+    read = spool_recovery._read_session
+
+    def busy(*args):
+        reads[0] += 1
+        if reads[0] <= times:
+            raise sqlite3.OperationalError("database is locked")
+        return read(*args)
+
+    monkeypatch.setattr(spool_recovery, "_read_session", busy)
+    monkeypatch.setattr(spool_recovery.time, "sleep", lambda _s: None)
+    return reads
+
+
+def test_a_log_busy_for_a_moment_is_read_again_and_the_spool_becomes_its_sessions_recording(tmp_path, monkeypatch):
+    with SessionLog(tmp_path) as log:
+        session_id = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
+        assert log.flush()
+    files = spool_files(tmp_path / "recordings", session_id)
+    write_seconds(files, range(2))
+    files.close()
+    reads = busy_log(monkeypatch, times=spool_recovery.LOG_READ_ATTEMPTS - 1)
+    (recovered,) = recover_spools(tmp_path / "recordings", tmp_path / DB_NAME)
+    assert recovered.session_id == session_id and reads[0] == spool_recovery.LOG_READ_ATTEMPTS
+
+
+def test_a_log_that_stays_unreadable_leaves_the_spool_for_the_next_start_not_an_orphan(tmp_path, monkeypatch, caplog):
+    with SessionLog(tmp_path) as log:
+        session_id = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
+        assert log.flush()
+    files = spool_files(tmp_path / "recordings", session_id)
+    write_seconds(files, range(2))
+    files.close()
+    busy_log(monkeypatch, times=spool_recovery.LOG_READ_ATTEMPTS)
+    assert recover_spools(tmp_path / "recordings", tmp_path / DB_NAME) == []
+    assert [p.name for p in (tmp_path / "recordings").iterdir()] == [files.folder.name]  # no orphan-...
+    assert "database is locked" in caplog.text and "next start" in caplog.text
+    monkeypatch.undo()
+    (recovered,) = recover_spools(tmp_path / "recordings", tmp_path / DB_NAME)  # the next start
+    assert recovered.session_id == session_id
 
 
 def test_a_recovery_asked_to_stop_leaves_the_spool_for_the_next_start(tmp_path):

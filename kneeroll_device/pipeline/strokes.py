@@ -87,6 +87,15 @@ STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
 # accelerates the pod (10 cm at 12 a minute: 0.06 m/s^2 RMS, a rep lift's level) but it
 # goes its length; a rep lifts the pod a few millimetres (see reach())
 REACH_M = 0.03
+# Rolling turns the frame only as the thigh's profile curves under it: by 0.1-1.6 rad per metre
+# travelled in the thighs modelled, read as up to about 4 rad per metre of reach (the reach
+# reads the slowest strokes at down to 40 % of their length), and up to 9 where the wrist
+# turns in step with each stroke as well. Twisting the handles turns the frame in place: the
+# pod, within 10 cm of the axis it turns about, goes at most 0.1 m per radian, so a twist
+# turns it 10 rad per metre or more. A way that turned more than this per metre it reached
+# turned in the hands, whatever the pod's acceleration: the tilt did not follow the roller
+TWIST_RAD_PER_M = 10.0
+TWISTS_SHOWN = 2  # two ways that turned in place (a twist out and back) in the window: twisting
 MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
 MAX_GAP_S = 4.0  # the way back starts within this long of the way out (a pause at the far end)
 # a bout of rolling has ended when no stroke ended for this long: the slowest rolling (10 a
@@ -107,6 +116,7 @@ class HalfStroke:
     travel: float  # the largest acceleration level on the way, m/s^2 RMS
     force_mean: float  # N, NaN without force data
     reach: float = 0.0  # m: how far the pod moved on the way (the acceleration integrated twice)
+    turned: float = math.nan  # rad: how far the frame turned on the way (the tilt's half-strokes only)
 
     @property
     def on_the_leg(self) -> bool:
@@ -115,8 +125,19 @@ class HalfStroke:
         return gripped and self.end_t - self.start_t <= MAX_HALF_S
 
     @property
-    def travelled(self) -> bool:
+    def moved(self) -> bool:
+        """The pod accelerated, or went some way: it rolled, or it was turned in the hands."""
         return self.travel >= TRAVEL_MS2 or self.reach >= REACH_M
+
+    @property
+    def twisted(self) -> bool:
+        """The pod moved, but the frame turned far more than rolling would turn it over the
+        reach: the handles were twisted (never on the squeeze, whose half-strokes turn nothing)."""
+        return self.moved and self.turned > TWIST_RAD_PER_M * self.reach
+
+    @property
+    def travelled(self) -> bool:
+        return self.moved and not self.twisted
 
     def took_hold(self, hold_t: float) -> bool:
         """Whether the hands took hold (at hold_t) on the way."""
@@ -127,9 +148,10 @@ class _Since:
     """What the pod did since the last turning point: per frame, the acceleration level and
     the force; split at the furthest point when the turn is confirmed."""
 
-    def __init__(self):
+    def __init__(self, angles: bool = False):
         self.frames: list[tuple[float, float, tuple]] = []  # (travel level, force, acceleration)
         self.at_extreme = 0
+        self.angles = angles
 
     def add(self, travel: float, force: float, moving: tuple[float, float, float], extreme_moved: bool) -> None:
         self.frames.append((travel, force, moving))
@@ -149,6 +171,7 @@ class _Since:
             travel=max((frame[0] for frame in mine), default=0.0),
             reach=reach([frame[2] for frame in mine]),
             force_mean=sum(forces) / len(forces) if forces else math.nan,
+            turned=turn.swing if self.angles else math.nan,
         )
 
     def mark_extreme(self) -> None:
@@ -164,7 +187,8 @@ class _Track:
     def __init__(self, turns, grip_shows: bool = False):
         self.turns = turns
         self.grip_shows = grip_shows  # the signal rises as the hands take hold (the squeeze does)
-        self.since = _Since()
+        self.since = _Since(angles=not grip_shows)
+        self.twisted: deque[float] = deque(maxlen=TWISTS_SHOWN)  # when its newest half-strokes that twisted ended
         self.pending: HalfStroke | None = None  # the way out of a stroke, waiting for the way back
         self.last: HalfStroke | None = None  # the newest half-stroke on the leg
         self.jolted = False  # the newest turn was a jolt: the movement before it goes on
@@ -181,7 +205,8 @@ class _Track:
         """Forget the movement under way and its rhythm (the pod turned over: what came
         before is another side's); returns a half-stroke left waiting."""
         self.turns.restart()
-        self.since = _Since()
+        self.since = _Since(angles=not self.grip_shows)
+        self.twisted.clear()
         self.last, self.jolted = None, False
         self.rolling_halves.clear()
         self._periods.clear()
@@ -237,6 +262,8 @@ class _Track:
             self.turns.forget_swing()
             self.pending = None
             return pending, None
+        if half.twisted:
+            self.twisted.append(half.end_t)
         if half.travelled:
             self.rolling_halves.append(half)
         if pending is None or half.start_t - pending.end_t > MAX_GAP_S:
@@ -271,6 +298,13 @@ class _Track:
         periods = sorted(p for _, p in recent)
         recent.append((back.end_t, period))
         return len(periods) >= 3 and period < WOBBLE_SHARE * periods[len(periods) // 2]
+
+    def twists_since(self, t: float) -> int:
+        """How many of its half-strokes that ended since t turned in place (HalfStroke.twisted)."""
+        recent = self.twisted
+        while recent and recent[0] < t:
+            recent.popleft()
+        return len(recent)
 
     def halves_since(self, t: float) -> list[float]:
         """The durations of the rolling half-strokes that ended since t."""
@@ -417,6 +451,10 @@ class StrokeCounter:
         if self._counted is self._squeeze:
             return
         since = max(t - RHYTHM_WINDOW_S, self._bout_t)  # (what came before the bout is another's)
+        if self._force == self._force and self._tilt.twists_since(since) >= TWISTS_SHOWN:
+            # the tilt is following the hands, not the roller: the squeeze does not twist
+            self._counted = self._squeeze
+            return
         on_squeeze = self._squeeze.halves_since(since)
         if len(on_squeeze) < RHYTHM_MIN_HALVES:
             return

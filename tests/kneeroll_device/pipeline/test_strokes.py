@@ -28,9 +28,10 @@ def cycle_at(s: float, periods: list[float], sizes: list[float]) -> tuple[float,
 
 def rolling(strokes: int, *, squeeze_n: float = 80.0, travel: bool = True, twist_deg: float = 0.0,
             twist_period_s: float = 1.1, force: bool = True, mount=np.eye(3), periods: list[float] | None = None,
-            sizes: list[float] | None = None):
+            sizes: list[float] | None = None, taper: float = TAPER_RAD_PER_M):
     """Frames of rest, then ``strokes`` strokes (of ``periods``, PERIOD_S each by default; ``sizes``
-    a share of LENGTH_M each), then rest: (t, tilt, accel g, rate deg/s, force N)."""
+    a share of LENGTH_M each) on a thigh that tilts the frame ``taper`` rad per metre, then
+    rest: (t, tilt, accel g, rate deg/s, force N)."""
     frames = []
     periods = periods or [PERIOD_S] * strokes
     sizes = sizes or [1.0] * len(periods)
@@ -41,7 +42,7 @@ def rolling(strokes: int, *, squeeze_n: float = 80.0, travel: bool = True, twist
         on = 2.0 <= t < 2.0 + rolling_s
         x, v, a = cycle_at(s, periods, sizes)
         a = a if on and travel else 0.0
-        pitch, pitch_rate = TAPER_RAD_PER_M * x, TAPER_RAD_PER_M * v
+        pitch, pitch_rate = taper * x, taper * v
         wt = 2 * math.pi / twist_period_s
         roll = math.radians(twist_deg) * math.sin(wt * t) if on else 0.0
         roll_rate = math.radians(twist_deg) * wt * math.cos(wt * t) if on else 0.0
@@ -102,6 +103,21 @@ def test_a_twist_at_its_own_rhythm_moves_the_count_to_the_squeeze(twist_period_s
     ends = [2.0 + PERIOD_S * (i + 1) for i in range(16) if 2.0 + PERIOD_S * (i + 1) >= 14.0]
     assert [sum(0.0 <= t - end <= 0.9 for t in told) for end in ends] == [1] * len(ends)
     assert all(any(0.0 <= t - end <= 0.9 for end in ends) for t in told if t >= 14.0)
+
+
+@pytest.mark.parametrize("periods", [[2.0, 2.8, 1.6], [3.0, 4.5, 3.2, 5.0]])
+def test_a_twist_moves_the_count_to_the_squeeze_before_any_rhythm_shows(periods):
+    # a few strokes at an uneven pace: too few, and too uneven, for the rhythms to be
+    # compared; but the frame turned far more than rolling turns it for how far the pod went
+    counter, told = count(rolling(0, periods=periods, twist_deg=20.0, twist_period_s=1.1))
+    assert counter.counting_on == "squeeze" and len(told) == len(periods)
+
+
+def test_slow_strokes_on_a_strongly_curved_thigh_are_rolling_not_twisting():
+    # slow rolling (12 a minute) on the most curved thigh modelled: the frame turns 1.6 rad
+    # per metre travelled, and the reach reads slow strokes short
+    counter, told = count(rolling(4, periods=[5.0] * 4, taper=1.6, force=False))
+    assert len(told) == 4 and counter.counting_on == "tilt"
 
 
 def test_a_quick_wobble_within_a_steady_rhythm_is_not_a_stroke():

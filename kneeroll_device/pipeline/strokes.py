@@ -149,12 +149,13 @@ class _Since:
     the force; split at the furthest point when the turn is confirmed."""
 
     def __init__(self, angles: bool = False):
-        self.frames: list[tuple[float, float, tuple]] = []  # (travel level, force, acceleration)
+        self.frames: list[tuple[float, float, float, tuple]] = []  # (t, travel level, force, acceleration)
         self.at_extreme = 0
         self.angles = angles
 
-    def add(self, travel: float, force: float, moving: tuple[float, float, float], extreme_moved: bool) -> None:
-        self.frames.append((travel, force, moving))
+    def add(self, t: float, travel: float, force: float, moving: tuple[float, float, float],
+            extreme_moved: bool) -> None:
+        self.frames.append((t, travel, force, moving))
         if extreme_moved:
             self.at_extreme = len(self.frames)
 
@@ -165,11 +166,11 @@ class _Since:
             return None
         mine, self.frames = self.frames[:self.at_extreme], self.frames[self.at_extreme:]
         self.at_extreme = 0
-        forces = [f for _, f, _ in mine if f == f]
+        forces = [frame[2] for frame in mine if frame[2] == frame[2]]
         return HalfStroke(
             start_t=turn.start_t, end_t=turn.t, direction=turn.direction,
-            travel=max((frame[0] for frame in mine), default=0.0),
-            reach=reach([frame[2] for frame in mine]),
+            travel=max((frame[1] for frame in mine), default=0.0),
+            reach=reach([frame[3] for frame in mine]),
             force_mean=sum(forces) / len(forces) if forces else math.nan,
             turned=turn.swing if self.angles else math.nan,
         )
@@ -177,8 +178,11 @@ class _Since:
     def mark_extreme(self) -> None:
         self.at_extreme = len(self.frames)
 
-    def clear(self) -> None:
-        self.frames, self.at_extreme = self.frames[-1:], len(self.frames[-1:])
+    def begin(self, start_t: float) -> None:
+        """A movement began from rest at start_t (when the signal last sat near its resting
+        point): what happened at rest before it is not part of it."""
+        kept = [frame for frame in self.frames if frame[0] >= start_t] or self.frames[-1:]
+        self.frames, self.at_extreme = kept, len(kept)
 
 
 class _Track:
@@ -217,9 +221,14 @@ class _Track:
         """One frame of the signal: a half-stroke that ended now, if one did."""
         was_resting = self.turns.direction == 0
         turn, extreme_moved = self.turns.update(t, x)
+        self.since.add(t, travel, force, moving, extreme_moved)
         if was_resting and self.turns.direction != 0:
-            self.since.clear()  # a movement begins: what happened at rest is not part of it
-        self.since.add(travel, force, moving, extreme_moved)
+            # a movement began from rest: the signal passed half the hysteresis only now, but a
+            # slow one began to move when it left its noise around the resting point, and the
+            # pod's reach must be measured from there; looked for no further back than the
+            # acceleration's memory, since the reach drifts over a rest
+            began = max(self.turns.still_t, self.turns.movement_start_t - TRAVEL_MEMORY_S)
+            self.since.begin(began)
         if turn is None:
             return None
         half = self.since.split(turn)

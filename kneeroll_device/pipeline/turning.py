@@ -66,6 +66,7 @@ class _Hysteresis:
         self._near_since: float | None = None
         self._t: float | None = None
         self._rest_t = -math.inf  # the last time the signal was near its resting point
+        self.still_t = -math.inf  # ... and within its noise of it (a slow movement has begun by then)
 
     def forget_swing(self) -> None:
         """Forget how far the signal swung (it says nothing of the movements to come)."""
@@ -117,6 +118,8 @@ class TurningPoints(_Hysteresis):
             if abs(y - self.extreme) <= self.h:
                 if abs(y - self.extreme) <= 0.5 * self.h:
                     self._rest_t = t
+                if abs(y - self.extreme) <= self.floor:
+                    self.still_t = t
                 return None, False
             # a movement begins from where the signal rested: it left it when it was last near it
             self.previous, self.previous_t = self.extreme, self._rest_t
@@ -132,6 +135,11 @@ class TurningPoints(_Hysteresis):
         if self._stalls(t, back):
             return self._turn(t, y, stalled=True), False
         return None, False
+
+    @property
+    def movement_start_t(self) -> float:
+        """When the movement under way began (the last turning point, or where it left rest)."""
+        return self.previous_t
 
     def end_here(self, t: float) -> Turn | None:
         """The movement under way ends at its furthest point so far (the roller was let go)."""
@@ -209,6 +217,8 @@ class PathTurns(_Hysteresis):
             if d <= self.h:
                 if d <= 0.5 * self.h:
                     self._rest_t = t
+                if d <= self.floor:
+                    self.still_t = t
                 return None, False
             # a movement begins from where it rested: it left it when it was last near it
             self.moving, self.anchor_t = True, self._rest_t
@@ -223,6 +233,11 @@ class PathTurns(_Hysteresis):
         if self._stalls(t, back):
             return self._turn(t, x, stalled=True), False
         return None, False
+
+    @property
+    def movement_start_t(self) -> float:
+        """When the movement under way began (the last turning point, or where it left rest)."""
+        return self.anchor_t
 
     def end_here(self, t: float) -> Turn | None:
         """The movement under way ends at its furthest point so far (the roller was let go)."""

@@ -120,6 +120,15 @@ def test_slow_strokes_on_a_strongly_curved_thigh_are_rolling_not_twisting():
     assert len(told) == 4 and counter.counting_on == "tilt"
 
 
+@pytest.mark.parametrize("taper", [0.4, 1.6])
+def test_the_slowest_rolling_is_measured_from_where_each_way_left_rest(taper):
+    # 10 strokes a minute: each way sits near its turning point for most of a second before
+    # the tilt passes half the hysteresis, and the pod is moving by then; measured only from
+    # there, its reach fell short of a stroke's and every other stroke was lost
+    counter, told = count(rolling(4, periods=[6.0] * 4, taper=taper, force=False))
+    assert len(told) == 4 and counter.counting_on == "tilt"
+
+
 def test_a_quick_wobble_within_a_steady_rhythm_is_not_a_stroke():
     # out and back in 0.9 s, half as far, between strokes of 2 s: an arm bouncing at the
     # bottom of a squat, a hand adjusting its grip

@@ -19,6 +19,7 @@ import math
 from collections import deque
 
 from ..samples import RepEvent
+from .framing import FRAME_S
 from .strokes import GRIP_N, REACH_M, TRAVEL_MS2, reach
 from .turning import Turn, TurningPoints
 
@@ -28,6 +29,9 @@ REP_MIN_N = 5.0  # a contraction presses at least this much into the roller (a t
 REP_MIN_SHARE = 0.10  # ... and at least a tenth of the held squeeze (the hand's own wavering)
 REP_RISE_MAX_S = 5.0  # a rise that takes longer is squeezing harder, not a contraction (1-4 s)
 DESPIKE_FRAMES = 3  # a median over 0.3 s: a one-frame jump is a knock or a glitch, not the hand
+# the pod's acceleration is kept this long: the longest rise, from its trough to when its peak
+# is confirmed (the force has come down a quarter of the swing), with 2 s to spare
+MOVING_FRAMES = round((REP_RISE_MAX_S + 2.0) / FRAME_S)
 STALL_S = 0.5  # a squeeze held steady this long has stopped rising (or falling): taking hold, then a rep
 
 
@@ -35,9 +39,11 @@ class RepCounter:
     def __init__(self):
         self.turns = TurningPoints(FORCE_FLOOR_N, TURN_SHARE, STALL_S)
         self._recent: deque[float] = deque(maxlen=DESPIKE_FRAMES)
-        # since the last turning point, each frame's (time; squeeze held steady?; the squeeze,
-        # N; the pod's acceleration level, m/s^2 RMS; its acceleration, m/s^2)
-        self._rise: list[tuple[float, bool, float, float, tuple]] = []
+        # since the last turning point was confirmed, each frame's (time; squeeze held steady?;
+        # the squeeze, N; the pod's acceleration level, m/s^2 RMS)
+        self._rise: list[tuple[float, bool, float, float]] = []
+        # the pod's acceleration (m/s^2) over the last few seconds, from before the rise began
+        self._moving: deque[tuple[float, tuple]] = deque(maxlen=MOVING_FRAMES)
         self.count = 0
         self.last_t = -math.inf  # when the newest rep peaked
 
@@ -52,14 +58,15 @@ class RepCounter:
         recent.append(force)
         level = sorted(recent)[len(recent) // 2]
         steady = len(recent) == recent.maxlen and max(recent) - min(recent) < FORCE_FLOOR_N
-        self._rise.append((t, steady, level, travel, moving))
+        self._rise.append((t, steady, level, travel))
+        self._moving.append((t, moving))
         turn, _ = self.turns.update(t, level)
         if turn is None:
             return None
         rise, self._rise = self._rise, []
         if turn.direction < 0:
             return None  # a trough: the next rise starts here
-        base = self._base(turn, rise, last_stroke_end_t)
+        base = self._base(turn, rise, last_stroke_end_t, self._moving)
         if base is None or turn.t - turn.start_t > REP_RISE_MAX_S:
             return None
         self.count += 1
@@ -68,7 +75,8 @@ class RepCounter:
                         reported_t=t)
 
     @staticmethod
-    def _base(turn: Turn, rise: list[tuple[float, bool, float, float, tuple]], last_stroke_end_t: float) -> float | None:
+    def _base(turn: Turn, rise: list[tuple[float, bool, float, float]], last_stroke_end_t: float,
+              moving: deque[tuple[float, tuple]]) -> float | None:
         """The squeeze the rep rose from, if the rise is one: the last squeeze held steady
         far enough below the peak (or the trough), with the roller staying put from there
         on (its acceleration level down at a rep's at some point, while what rolling left
@@ -81,17 +89,20 @@ class RepCounter:
         def enough(level: float) -> bool:
             return level >= GRIP_N and peak - level >= max(REP_MIN_N, REP_MIN_SHARE * level)
 
-        def stayed_put(frames: list) -> bool:
-            return reach([frame[4] for frame in frames]) < REACH_M
+        def stayed_put(since: float) -> bool:
+            # from where the rise began, not from when the trough before it was confirmed: if
+            # the roller rolled, it was at rest there (the squeeze turns where the roller
+            # turns), and what came before the confirmation is a good part of its way
+            return reach([m for t, m in moving if t >= since]) < REACH_M
 
         calmest = math.inf  # the pod's lowest acceleration level from the base on
         for i in range(len(rise) - 1, -1, -1):
-            t, steady, level, travel, _ = rise[i]
+            t, steady, level, travel = rise[i]
             if t < last_stroke_end_t:
                 return None
             if steady and enough(level) and calmest <= TRAVEL_MS2:
-                return level if stayed_put(rise[i:]) else None
+                return level if stayed_put(t) else None
             calmest = min(calmest, travel)
         trough = peak - turn.swing
-        still = calmest <= TRAVEL_MS2 and turn.start_t >= last_stroke_end_t and stayed_put(rise)
+        still = calmest <= TRAVEL_MS2 and turn.start_t >= last_stroke_end_t and stayed_put(turn.start_t)
         return trough if enough(trough) and still else None

@@ -25,7 +25,9 @@ from .turning import Turn, TurningPoints
 
 FORCE_FLOOR_N = 2.0  # the smallest swing followed: a load cell's noise over a frame is 0.3-1 N
 TURN_SHARE = 0.25  # a peak is confirmed once the force has come down a quarter of the recent swing
-REP_MIN_N = 5.0  # a contraction presses at least this much into the roller (a twitch: 1-3 N) ...
+# a contraction presses at least this much into the roller (a twitch: 1-3 N; the lightest
+# squeeze people hold, 20-30 N, rises by 15-20 % with a gentle rep) ...
+REP_MIN_N = 4.0
 REP_MIN_SHARE = 0.10  # ... and at least a tenth of the held squeeze (the hand's own wavering)
 REP_RISE_MAX_S = 5.0  # a rise that takes longer is squeezing harder, not a contraction (1-4 s)
 DESPIKE_FRAMES = 3  # a median over 0.3 s: a one-frame jump is a knock or a glitch, not the hand

@@ -126,8 +126,12 @@ class HalfStroke:
 
     @property
     def moved(self) -> bool:
-        """The pod accelerated, or went some way: it rolled, or it was turned in the hands."""
-        return self.travel >= TRAVEL_MS2 or self.reach >= REACH_M
+        """The pod went a stroke's length, or accelerated like rolling and went half of it:
+        it rolled, or it was turned in the hands. (The acceleration level lingers for a
+        second after a movement, such as the pads settling after the grip, while the pod
+        stays put; and a way whose turning points the signal placed off the pod's own, as
+        a jolt or a tilt lagging the roller does, reads its reach short, to about half.)"""
+        return self.reach >= REACH_M or self.travel >= TRAVEL_MS2 and self.reach >= REACH_M / 2
 
     @property
     def twisted(self) -> bool:

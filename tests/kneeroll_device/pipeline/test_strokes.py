@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kneeroll_device.pipeline.framing import FRAME_S
-from kneeroll_device.pipeline.strokes import STROKE_SPACING_S, G, StrokeCounter, reach
+from kneeroll_device.pipeline.strokes import STROKE_SPACING_S, G, HalfStroke, StrokeCounter, reach
 
 PERIOD_S = 2.0
 LENGTH_M = 0.15
@@ -286,3 +286,13 @@ def test_slow_strokes_that_hardly_accelerate_the_pod_are_counted_by_how_far_it_w
     periods, sizes = [5.0] * 6, [0.1 / LENGTH_M] * 6
     counter, told = count(rolling(0, periods=periods, sizes=sizes))
     assert len(told) == 6
+
+
+def test_a_way_travelled_if_the_pod_went_a_strokes_length_or_accelerated_and_went_half_of_it():
+    def way(travel: float, reach_m: float) -> HalfStroke:
+        return HalfStroke(start_t=0.0, end_t=1.5, direction=1, travel=travel, force_mean=80.0, reach=reach_m)
+
+    assert way(travel=0.03, reach_m=0.035).travelled  # slow: hardly accelerates, but goes its length
+    assert way(travel=0.3, reach_m=0.02).travelled  # quick, its reach read short
+    # the acceleration lingering after the grip while the pod stays put: not a way along the leg
+    assert not way(travel=0.11, reach_m=0.004).travelled

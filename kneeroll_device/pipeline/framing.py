@@ -79,8 +79,9 @@ class Binner:
         self.latest_t: float | None = None
         self.next_k: int | None = None  # the next frame index this stream will complete
 
-    def add(self, t: np.ndarray, x: np.ndarray) -> list[tuple[int, np.ndarray | None, np.ndarray | None]]:
-        """Returns complete frames as (k, mean, peak); gaps inside the stream come out as (k, None, None)."""
+    def add(self, t: np.ndarray, x: np.ndarray) -> list[tuple[int, list | None, list | None]]:
+        """Returns complete frames as (k, mean, peak), each a list of floats (one per column);
+        gaps inside the stream come out as (k, None, None)."""
         if len(t) == 0:
             return []
         t = np.asarray(t, dtype=float)
@@ -95,7 +96,7 @@ class Binner:
         ks = frame_index(all_t)
         last_k = int(ks[-1])
         done = ks < last_k
-        out: list[tuple[int, np.ndarray | None, np.ndarray | None]] = []
+        out: list[tuple[int, list | None, list | None]] = []
         if np.any(done):
             dk, dx = ks[done], all_x[done]
             starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
@@ -105,7 +106,8 @@ class Binner:
             frame_ks = dk[starts]
             if self.next_k is None:
                 self.next_k = int(frame_ks[0])
-            for k, mean, peak in zip(frame_ks.tolist(), means, peaks):
+            # (as lists: the frames are taken apart one by one, and a row of an array is slow to)
+            for k, mean, peak in zip(frame_ks.tolist(), means.tolist(), peaks.tolist()):
                 if k - self.next_k > LONG_GAP_FRAMES:
                     self.next_k = k  # a long silence: no frames for it at all
                 while self.next_k < k:  # frames with no sample at all: a short gap
@@ -117,12 +119,12 @@ class Binner:
         return out
 
 
-    def flush(self) -> list[tuple[int, np.ndarray | None, np.ndarray | None]]:
+    def flush(self) -> list[tuple[int, list | None, list | None]]:
         """End of data: the last, partial frame as it stands."""
         if len(self._t) == 0:
             return []
         k = int(frame_index(self._t[-1]))
-        frame = (k, self._x.mean(axis=0), self._x.max(axis=0))
+        frame = (k, self._x.mean(axis=0).tolist(), self._x.max(axis=0).tolist())
         self._t, self._x = self._t[:0], self._x[:0]
         self.next_k = k + 1
         return [frame]
@@ -213,13 +215,13 @@ class Framer:
 def _make_frame(k: int, imu, force, has_gyro: bool) -> Frame:
     accel = gyro = None
     if imu is not None and imu[1] is not None:
-        m = imu[1].tolist()
+        m = imu[1]
         accel = (m[0], m[1], m[2])
         gyro = (m[3], m[4], m[5]) if has_gyro and not math.isnan(m[3]) else None
     f = fp = NAN
     sat = False
     if force is not None and force[1] is not None:
-        f = float(force[1][0])
-        fp = float(force[2][0])
-        sat = bool(force[2][1] > 0)
+        f = force[1][0]
+        fp = force[2][0]
+        sat = force[2][1] > 0
     return Frame(k, accel, gyro, f, fp, sat)

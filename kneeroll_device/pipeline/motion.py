@@ -77,6 +77,7 @@ class MotionTracker:
         self.still_frames = 0
         self.flipped = False
         self._recent_accel: deque[tuple] = deque(maxlen=self.STILL_FRAMES)
+        self._accel_sum = [0.0, 0.0, 0.0]  # of the recent readings: their mean, without a loop a frame
         self._recent_gyro: deque[tuple] = deque(maxlen=self.STILL_FRAMES)
         self._a_g = ema_alpha(self.GRAVITY_TAU_S)
         self._a_g_gyro = ema_alpha(self.GYRO_GRAVITY_TAU_S)
@@ -131,8 +132,16 @@ class MotionTracker:
         self.gravity = list(seen_after_turn(self.gravity, rate))
 
     def _update_stillness(self, accel: tuple) -> None:
-        recent = self._recent_accel
+        recent, total = self._recent_accel, self._accel_sum
+        if len(recent) == recent.maxlen:
+            old = recent[0]
+            total[0] -= old[0]
+            total[1] -= old[1]
+            total[2] -= old[2]
         recent.append(accel)
+        total[0] += accel[0]
+        total[1] += accel[1]
+        total[2] += accel[2]
         self.still_frames = self.still_frames + 1 if self._calm(recent) else 0
 
     def _calm(self, recent: deque) -> bool:
@@ -150,12 +159,8 @@ class MotionTracker:
         if dx * dx + dy * dy + dz * dz >= (self.STILL_RETURN_G * quarter) ** 2:
             return False
         # and stayed near its mean throughout
-        mx = my = mz = 0.0
-        for x, y, z in recent:
-            mx += x
-            my += y
-            mz += z
-        mx, my, mz = mx / n, my / n, mz / n
+        total = self._accel_sum
+        mx, my, mz = total[0] / n, total[1] / n, total[2] / n
         radius_sq = self.STILL_RADIUS_G ** 2
         for x, y, z in recent:
             x, y, z = x - mx, y - my, z - mz

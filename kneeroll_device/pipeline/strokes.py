@@ -319,11 +319,17 @@ class _Track:
             recent.popleft()
         return len(recent)
 
-    def halves_since(self, t: float) -> list[float]:
-        """The durations of the rolling half-strokes that ended since t."""
+    def rolling_since(self, t: float) -> int:
+        """How many rolling half-strokes ended since t (those before it are forgotten)."""
         recent = self.rolling_halves
         while recent and recent[0].end_t < t:
             recent.popleft()
+        return len(recent)
+
+    def halves_since(self, t: float) -> list[float]:
+        """The durations of the rolling half-strokes that ended since t."""
+        recent = self.rolling_halves
+        self.rolling_since(t)
         # (a half-stroke a jolt interrupted has grown to its whole length since)
         return [half.end_t - half.start_t for half in recent]
 
@@ -468,9 +474,9 @@ class StrokeCounter:
             # the tilt is following the hands, not the roller: the squeeze does not twist
             self._counted = self._squeeze
             return
-        on_squeeze = self._squeeze.halves_since(since)
-        if len(on_squeeze) < RHYTHM_MIN_HALVES:
+        if self._squeeze.rolling_since(since) < RHYTHM_MIN_HALVES:
             return
+        on_squeeze = self._squeeze.halves_since(since)
         on_tilt = self._tilt.halves_since(since)
         squeeze_more = len(on_squeeze) >= RHYTHM_DISAGREE * max(len(on_tilt), 1)
         if not squeeze_more and len(on_tilt) < RHYTHM_DISAGREE * len(on_squeeze):

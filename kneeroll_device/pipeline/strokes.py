@@ -12,8 +12,10 @@ The squeeze is a second position-like signal: the thigh is thicker in some place
 others, so the force follows the roller along it. Twisting the handles tilts the frame
 at a rhythm of its own but leaves the squeeze alone. Both signals count the strokes of
 each bout of rolling; the count told follows the tilt until the two disagree on the
-rhythm of the roller's turns and the squeeze keeps a steady one: from then on, for the
-rest of the bout, it follows the squeeze, and the bout's count becomes the squeeze's.
+rhythm of the roller's turns and the squeeze keeps a steady one, or until the frame turns
+far more than rolling would turn it for how far the pod went (a twist of the handles):
+from then on, for the rest of the bout, it follows the squeeze, and the bout's count
+becomes the squeeze's.
 
 A stroke is rolling only if the pod travelled: rolling along the leg moves the pod,
 while the thigh lifting and tilting with a rep, or a twist, turn it almost in place.
@@ -149,8 +151,9 @@ class HalfStroke:
 
 
 class _Since:
-    """What the pod did since the last turning point: per frame, the acceleration level and
-    the force; split at the furthest point when the turn is confirmed."""
+    """What the pod did since the last turning point: per frame, its time, the acceleration
+    level, the force and the pod's own acceleration; split at the furthest point when the
+    turn is confirmed."""
 
     def __init__(self, angles: bool = False):
         self.frames: list[tuple[float, float, float, tuple]] = []  # (t, travel level, force, acceleration)
@@ -183,8 +186,8 @@ class _Since:
         self.at_extreme = len(self.frames)
 
     def begin(self, start_t: float) -> None:
-        """A movement began from rest at start_t (when the signal last sat near its resting
-        point): what happened at rest before it is not part of it."""
+        """A movement began from rest at start_t: what happened at rest before it is not
+        part of it."""
         kept = [frame for frame in self.frames if frame[0] >= start_t] or self.frames[-1:]
         self.frames, self.at_extreme = kept, len(kept)
 
@@ -196,7 +199,7 @@ class _Track:
         self.turns = turns
         self.grip_shows = grip_shows  # the signal rises as the hands take hold (the squeeze does)
         self.since = _Since(angles=not grip_shows)
-        self.twisted: deque[float] = deque(maxlen=TWISTS_SHOWN)  # when its newest half-strokes that twisted ended
+        self.twist_ends: deque[float] = deque(maxlen=TWISTS_SHOWN)  # when its newest half-strokes that twisted ended
         self.pending: HalfStroke | None = None  # the way out of a stroke, waiting for the way back
         self.last: HalfStroke | None = None  # the newest half-stroke on the leg
         self.jolted = False  # the newest turn was a jolt: the movement before it goes on
@@ -214,7 +217,7 @@ class _Track:
         before is another side's); returns a half-stroke left waiting."""
         self.turns.restart()
         self.since = _Since(angles=not self.grip_shows)
-        self.twisted.clear()
+        self.twist_ends.clear()
         self.last, self.jolted = None, False
         self.rolling_halves.clear()
         self._periods.clear()
@@ -276,7 +279,7 @@ class _Track:
             self.pending = None
             return pending, None
         if half.twisted:
-            self.twisted.append(half.end_t)
+            self.twist_ends.append(half.end_t)
         if half.travelled:
             self.rolling_halves.append(half)
         if pending is None or half.start_t - pending.end_t > MAX_GAP_S:
@@ -314,7 +317,7 @@ class _Track:
 
     def twists_since(self, t: float) -> int:
         """How many of its half-strokes that ended since t turned in place (HalfStroke.twisted)."""
-        recent = self.twisted
+        recent = self.twist_ends
         while recent and recent[0] < t:
             recent.popleft()
         return len(recent)

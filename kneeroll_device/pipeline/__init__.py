@@ -116,16 +116,15 @@ class Pipeline:
         if not frames:
             batch.t_end = self.t_end
             return batch
-        ts, forces, kpas = [], [], []
+        ts, forces = [], []
         for frame in frames:
             self._after_a_long_gap(frame, batch)
-            force, kpa = self._frame(frame, batch)
+            forces.append(self._frame(frame, batch))
             ts.append(frame.t)
-            forces.append(force)
-            kpas.append(kpa)
         batch.frame_t = np.array(ts)
         batch.frame_force = np.array(forces)
-        batch.frame_kpa = np.array(kpas)
+        batch.frame_kpa = self.contact.kpa_of(batch.frame_force)
+        self._add_pressure(batch.frame_t, batch.frame_force, batch.frame_kpa, batch)
         self.t_end = batch.t_end = ts[-1]
         return batch
 
@@ -138,7 +137,7 @@ class Pipeline:
                                    reason=f"no samples for {silent_s:.0f} s: the counting starts afresh"))
         self._start_afresh()
 
-    def _frame(self, frame: Frame, batch: EventBatch) -> tuple[float, float]:
+    def _frame(self, frame: Frame, batch: EventBatch) -> float:
         t = frame.t
         motion = self.motion
         if frame.accel is not None:
@@ -163,20 +162,25 @@ class Pipeline:
         state = self.states.update(t, rolling, motion.still, force, motion.flipped)
         if state is not None:
             batch.states.append(state)
-        kpa = self.contact.kpa(force)
-        self._add_pressure(frame, force, kpa, batch)
         self.frames_processed += 1
-        return force, kpa
+        return force
 
-    def _add_pressure(self, frame: Frame, force: float, kpa: float, batch: EventBatch) -> None:
-        second = math.floor(frame.t)  # the whole second in which the frame ends
+    def _add_pressure(self, ts: np.ndarray, forces: np.ndarray, kpas: np.ndarray, batch: EventBatch) -> None:
+        """The frames' squeeze and pressure into the seconds they end in."""
+        seconds = np.floor(ts).tolist()  # the whole second in which each frame ends
+        forces_n, kpas_n = forces.tolist(), kpas.tolist()
+        start = 0
+        for i in range(1, len(seconds) + 1):
+            if i == len(seconds) or seconds[i] != seconds[start]:
+                self._into_second(int(seconds[start]), forces_n[start:i], kpas_n[start:i], batch)
+                start = i
+
+    def _into_second(self, second: int, forces: list[float], kpas: list[float], batch: EventBatch) -> None:
         if self._second is not None and second != self._second:
             batch.pressure.append(self._close_second())
-        if self._second is None or second != self._second:
-            self._second = second
-        if force == force:
-            self._sec_force.append(force)
-            self._sec_kpa.append(kpa)
+        self._second = second
+        self._sec_force.extend(f for f in forces if f == f)
+        self._sec_kpa.extend(k for f, k in zip(forces, kpas) if f == f)
 
     def _close_second(self) -> PressureSecond:
         f, p = self._sec_force, self._sec_kpa

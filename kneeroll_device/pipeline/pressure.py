@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .motion import ema_alpha
 
 
@@ -30,15 +32,19 @@ class ContactModel:
     def from_config(cls, pressure_config) -> "ContactModel":
         return cls(pressure_config.min_area_cm2, pressure_config.area_per_newton_cm2, pressure_config.max_area_cm2)
 
-    def area_cm2(self, force_n: float) -> float:
-        return min(self.max_area_cm2, self.min_area_cm2 + self.area_per_newton_cm2 * max(force_n, 0.0))
+    def area_cm2(self, force_n):
+        """The pad's contact area (cm^2) at a squeeze (N), or at each of an array of them."""
+        return np.minimum(self.max_area_cm2, self.min_area_cm2 + self.area_per_newton_cm2 * np.maximum(force_n, 0.0))
 
     def kpa(self, force_n: float) -> float:
-        if force_n != force_n:
-            return force_n
-        if force_n <= 0.0:
-            return 0.0
-        return 10.0 * force_n / self.area_cm2(force_n)
+        return float(self.kpa_of(np.array([force_n]))[0])
+
+    def kpa_of(self, force_n: np.ndarray) -> np.ndarray:
+        """The pressure (kPa) at each squeeze (N): NaN where the squeeze is unknown, 0 at none.
+        (On a block of frames at once: a frame at a time costs more than the rest of the
+        pressure's work.)"""
+        force_n = np.asarray(force_n, dtype=float)
+        return 10.0 * np.maximum(force_n, 0.0) / self.area_cm2(force_n)  # (the area is never 0)
 
     def as_dict(self) -> dict:
         return {"min_area_cm2": self.min_area_cm2, "area_per_newton_cm2": self.area_per_newton_cm2, "max_area_cm2": self.max_area_cm2}

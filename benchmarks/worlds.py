@@ -68,7 +68,11 @@ def reference_count(t: np.ndarray, accel: np.ndarray) -> int:
     (over the set), a 2nd-order Butterworth band-pass of 0.15-2 Hz run forward, and one
     count each time the signal rises above +h after being below -h, h = std / sqrt(2).
     """
-    from scipy.signal import butter, lfilter
+    try:
+        from scipy.signal import butter, lfilter
+    except ImportError:
+        raise SystemExit("the real recordings' reference counter needs scipy: "
+                         ".venv/bin/pip install -e '.[bench]'") from None
 
     rate = (len(t) - 1) / (t[-1] - t[0])
     window = max(1, int(round(rate)))

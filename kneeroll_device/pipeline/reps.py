@@ -31,9 +31,9 @@ REP_MIN_N = 4.0
 REP_MIN_SHARE = 0.10  # ... and at least a tenth of the held squeeze (the hand's own wavering)
 REP_RISE_MAX_S = 5.0  # a rise that takes longer is squeezing harder, not a contraction (1-4 s)
 DESPIKE_FRAMES = 3  # a median over 0.3 s: a one-frame jump is a knock or a glitch, not the hand
-# the pod's acceleration is kept this long: the longest rise, from its trough to when its peak
-# is confirmed (the force has come down a quarter of the swing), with 2 s to spare
-MOVING_FRAMES = round((REP_RISE_MAX_S + 2.0) / FRAME_S)
+# the squeeze and the pod's acceleration are kept this long: the longest rise, from its trough
+# to when its peak is confirmed (the force has come down a quarter of the swing), with 2 s to spare
+RECENT_FRAMES = round((REP_RISE_MAX_S + 2.0) / FRAME_S)
 STALL_S = 0.5  # a squeeze held steady this long has stopped rising (or falling): taking hold, then a rep
 
 
@@ -44,8 +44,9 @@ class RepCounter:
         # since the last turning point was confirmed, each frame's (time; squeeze held steady?;
         # the squeeze, N; the pod's acceleration level, m/s^2 RMS)
         self._rise: list[tuple[float, bool, float, float]] = []
-        # the pod's acceleration (m/s^2) over the last few seconds, from before the rise began
-        self._moving: deque[tuple[float, tuple]] = deque(maxlen=MOVING_FRAMES)
+        # the last few seconds, from before the rise began: each frame's (time; the squeeze, N;
+        # the pod's acceleration, m/s^2)
+        self._recently: deque[tuple[float, float, tuple]] = deque(maxlen=RECENT_FRAMES)
         self.count = 0
         self.last_t = -math.inf  # when the newest rep peaked
 
@@ -61,14 +62,14 @@ class RepCounter:
         level = sorted(recent)[len(recent) // 2]
         steady = len(recent) == recent.maxlen and max(recent) - min(recent) < FORCE_FLOOR_N
         self._rise.append((t, steady, level, travel))
-        self._moving.append((t, moving))
+        self._recently.append((t, level, moving))
         turn, _ = self.turns.update(t, level)
         if turn is None:
             return None
         rise, self._rise = self._rise, []
         if turn.direction < 0:
             return None  # a trough: the next rise starts here
-        base = self._base(turn, rise, last_stroke_end_t, self._moving)
+        base = self._base(turn, rise, last_stroke_end_t, self._recently)
         if base is None or turn.t - turn.start_t > REP_RISE_MAX_S:
             return None
         self.count += 1
@@ -78,24 +79,21 @@ class RepCounter:
 
     @staticmethod
     def _base(turn: Turn, rise: list[tuple[float, bool, float, float]], last_stroke_end_t: float,
-              moving: deque[tuple[float, tuple]]) -> float | None:
+              recently: deque[tuple[float, float, tuple]]) -> float | None:
         """The squeeze the rep rose from, if the rise is one: the last squeeze held steady
-        far enough below the peak (or the trough), with the roller staying put from there
-        on (its acceleration level down at a rep's at some point, while what rolling left
-        of it dies away; the pod moved less than a stroke's length; and no stroke moving
-        it). Taking hold of the handles and then a rep is one rise of the force with a
-        pause in it; a rep from a held squeeze pauses at its trough. Never a squeeze below
-        the grip: a rise from nothing is taking hold."""
-        peak = turn.value
+        far enough below the peak (or the trough), with the roller staying put over the
+        rise (its acceleration level down at a rep's at some point, while what rolling left
+        of it dies away; the pod moved less than a stroke's length, see _rise_began; and no
+        stroke moving it). Taking hold of the handles and then a rep is one rise of the
+        force with a pause in it; a rep from a held squeeze pauses at its trough. Never a
+        squeeze below the grip: a rise from nothing is taking hold."""
+        peak, trough = turn.value, turn.value - turn.swing
 
         def enough(level: float) -> bool:
             return level >= GRIP_N and peak - level >= max(REP_MIN_N, REP_MIN_SHARE * level)
 
         def stayed_put(since: float) -> bool:
-            # from where the rise began, not from when the trough before it was confirmed: if
-            # the roller rolled, it was at rest there (the squeeze turns where the roller
-            # turns), and what came before the confirmation is a good part of its way
-            return reach([m for t, m in moving if t >= since]) < REACH_M
+            return reach([m for t, _, m in recently if t >= since]) < REACH_M
 
         calmest = math.inf  # the pod's lowest acceleration level from the base on
         for i in range(len(rise) - 1, -1, -1):
@@ -103,8 +101,32 @@ class RepCounter:
             if t < last_stroke_end_t:
                 return None
             if steady and enough(level) and calmest <= TRAVEL_MS2:
-                return level if stayed_put(t) else None
+                return level if stayed_put(_rise_began(turn, t, level, recently)) else None
             calmest = min(calmest, travel)
-        trough = peak - turn.swing
         still = calmest <= TRAVEL_MS2 and turn.start_t >= last_stroke_end_t and stayed_put(turn.start_t)
         return trough if enough(trough) and still else None
+
+
+def _rise_began(turn: Turn, base_t: float, base: float, recently: deque[tuple[float, float, tuple]]) -> float:
+    """Where the pod's reach over a rise is measured from: its trough, not when the trough
+    was confirmed (a roller rolled at an even speed accelerates only at the turns, and the
+    squeeze turns where the roller turns, so what came before the confirmation is a good
+    part of its way), and not a moment where the squeeze seemed steady (a slow rise of the
+    squeeze flattens for a moment now and then). Unless the hands took hold on the way up,
+    from nothing or again after easing off, and held the squeeze the rep rose from for
+    STALL_S: the pod moves as the pads are pressed on, and that is not the rep's doing."""
+    if turn.value - turn.swing < GRIP_N or _held_for(recently, base_t, base) >= STALL_S:
+        return base_t
+    return turn.start_t
+
+
+def _held_for(recently: deque[tuple[float, float, tuple]], base_t: float, base: float) -> float:
+    """How long the squeeze had stayed within its noise of ``base`` by base_t."""
+    since = base_t
+    for t, squeeze, _ in reversed(recently):
+        if t > base_t:
+            continue
+        if abs(squeeze - base) > FORCE_FLOOR_N:
+            break
+        since = t
+    return base_t - since

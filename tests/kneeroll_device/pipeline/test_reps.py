@@ -111,6 +111,15 @@ def test_a_rise_while_the_pod_glides_a_short_stroke_at_an_even_speed_is_rolling_
     # accelerates at the turns, and the squeeze rises on every way out. The way measured from
     # when the trough before it was confirmed (half a second in) reads under 3 cm; from the
     # trough itself, where the roller turned and rested, it reads the stroke
+    frames, gliding = gliding_frames()
+    assert count(frames, travel=0.05, moving=gliding) == []
+    assert len(count(frames, travel=0.05)) > 5  # the same squeeze, the pod put: rep after rep
+
+
+def gliding_frames(flat_s: float = 0.0):
+    """Slow, short rolling at an even speed (6 cm a way, 1.6 s), the squeeze following the
+    girth, and each way's squeeze flattening for ``flat_s`` halfway up, as a hand's does:
+    (frames of (t, force), the pod's acceleration at t)."""
     fine_s, way_s, length_m = 0.01, 1.6, 0.06
     t_fine = np.arange(0.0, 30.0, fine_s)
     phase = np.clip(t_fine - 3.0, 0.0, None) % (2 * way_s) / way_s
@@ -120,11 +129,50 @@ def test_a_rise_while_the_pod_glides_a_short_stroke_at_an_even_speed_is_rolling_
     accel = np.gradient(np.gradient(smooth, fine_s), fine_s)
     per_frame = round(FRAME_S / fine_s)
     frame_accel = accel[: len(accel) // per_frame * per_frame].reshape(-1, per_frame).mean(axis=1)
-    frames = [(k * FRAME_S, 80.0 * (1.0 + 0.15 * (2.0 * smooth[k * per_frame] / length_m - 1.0)))
-              for k in range(len(frame_accel))]
+    squeeze = 80.0 * (1.0 + 0.15 * (2.0 * smooth / length_m - 1.0))
+    if flat_s:
+        rising = (phase < 1.0) & (phase * way_s > way_s / 2) & (phase * way_s < way_s / 2 + flat_s)
+        halfway = 80.0 * (1.0 + 0.15 * (2.0 * 0.5 - 1.0))
+        squeeze = np.where(rising & (t_fine > 3.5) & (t_fine < 27.0), halfway, squeeze)
+    frames = [(k * FRAME_S, float(squeeze[k * per_frame])) for k in range(len(frame_accel))]
 
     def gliding(t: float) -> tuple[float, float, float]:
         return (float(frame_accel[min(round(t / FRAME_S), len(frame_accel) - 1)]), 0.0, 0.0)
 
+    return frames, gliding
+
+
+def test_a_slow_rise_that_flattens_for_a_moment_is_rolling_measured_from_its_trough():
+    # the moment the squeeze is flat halfway up looks like a squeeze held; from there the
+    # pod goes 3 cm, from the trough the whole 6 cm way
+    frames, gliding = gliding_frames(flat_s=0.3)
     assert count(frames, travel=0.05, moving=gliding) == []
     assert len(count(frames, travel=0.05)) > 5  # the same squeeze, the pod put: rep after rep
+
+
+def test_a_rep_after_easing_off_and_taking_hold_again_counts():
+    # the hand eases to 28 N and takes hold again (the pads pressed on move the pod 4 cm),
+    # holds 95 N for a second, then a rep: the rep rose from the held squeeze, not from 28 N
+    frames, t = [], 0.0
+
+    def add(seconds, level):
+        nonlocal t
+        for _ in range(int(round(seconds / FRAME_S))):
+            frames.append((t, level(t)))
+            t += FRAME_S
+
+    add(2.0, lambda _: 95.0)
+    add(1.0, lambda now: 95.0 - 67.0 * (now - 2.0))  # easing off
+    add(1.0, lambda now: 28.0 + 67.0 * (now - 3.0))  # taking hold again
+    add(1.0, lambda _: 95.0)
+    add(2.0, lambda now: 95.0 + 55.0 * (1 - math.cos(math.pi * (now - 5.0))) / 2)  # the rep
+    add(3.0, lambda _: 95.0)
+    omega = 2 * math.pi / 2.0
+
+    def pressed_on(now: float) -> tuple[float, float, float]:
+        # 4 cm out and back while taking hold again, still otherwise
+        a = 0.02 * omega**2 * math.cos(omega * (now - 2.0)) if 2.0 <= now < 4.0 else 0.0
+        return (a, 0.0, 0.0)
+
+    (rep,) = count(frames, moving=pressed_on)
+    assert rep.t == pytest.approx(6.0, abs=0.2)

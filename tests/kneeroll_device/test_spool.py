@@ -422,25 +422,26 @@ def busy_log(monkeypatch, times: int) -> list[int]:
     return reads
 
 
-def test_a_log_busy_for_a_moment_is_read_again_and_the_spool_becomes_its_sessions_recording(tmp_path, monkeypatch):
+def logged_spool_left(tmp_path: Path) -> tuple[int, SpoolFiles]:
+    """A session in the log and the spool its writer left behind when it died."""
     with SessionLog(tmp_path) as log:
         session_id = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
         assert log.flush()
     files = spool_files(tmp_path / "recordings", session_id)
     write_seconds(files, range(2))
     files.close()
+    return session_id, files
+
+
+def test_a_log_busy_for_a_moment_is_read_again_and_the_spool_becomes_its_sessions_recording(tmp_path, monkeypatch):
+    session_id, _ = logged_spool_left(tmp_path)
     reads = busy_log(monkeypatch, times=spool_recovery.LOG_READ_ATTEMPTS - 1)
     (recovered,) = recover_spools(tmp_path / "recordings", tmp_path / DB_NAME)
     assert recovered.session_id == session_id and reads[0] == spool_recovery.LOG_READ_ATTEMPTS
 
 
 def test_a_log_that_stays_unreadable_leaves_the_spool_for_the_next_start_not_an_orphan(tmp_path, monkeypatch, caplog):
-    with SessionLog(tmp_path) as log:
-        session_id = log.start_session(leg="right", routine="runners-knee", source="run", steps_total=8)
-        assert log.flush()
-    files = spool_files(tmp_path / "recordings", session_id)
-    write_seconds(files, range(2))
-    files.close()
+    session_id, files = logged_spool_left(tmp_path)
     busy_log(monkeypatch, times=spool_recovery.LOG_READ_ATTEMPTS)
     assert recover_spools(tmp_path / "recordings", tmp_path / DB_NAME) == []
     assert [p.name for p in (tmp_path / "recordings").iterdir()] == [files.folder.name]  # no orphan-...

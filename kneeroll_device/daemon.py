@@ -54,7 +54,7 @@ STALE_S = 1.0  # a sensor silent this long (clock seconds) is declared absent
 # real seconds that the recording writers and the recovery share at stop: systemd kills the
 # daemon 10 s after asking it to stop (TimeoutStopSec), and the session log must close before
 WRITERS_GRACE_S = 5.0
-RECOVERY_STOP_S = 1.0  # the recovery, told to stop, is done within a block of a spool
+RECOVERY_STOP_S = 1.0  # the recovery, told to stop, is done within a block of a spool or a try at the log
 POLL_S = 0.05  # how often the readers poll their device (clock seconds)
 QUEUE_BLOCKS = 400
 ACTION_CUES = {

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from .atomic import write_atomically
-from .errors import InputError, RecordingError, StoreError
+from .errors import KneerollError, RecordingError, StoreError
 from .recording import FORCE_COLUMNS, GYRO_COLUMNS, IMU_COLUMNS, iter_csv_blocks, meta_json
 from .spool import (BROKEN_PREFIX, CONTROLS_FILE, FORCE_FILE, IMU_FILE, NEW_PREFIX, SPOOL_PREFIX, SpoolFiles,
                     free_place, lock_folder, read_spool_meta, recording_name, sync_folder)
@@ -101,27 +101,36 @@ def read_controls(folder: Path) -> list[list]:
     return controls
 
 
-def logged_session(log_path: Path | None, session_id, writer, attempts: int = LOG_READ_ATTEMPTS,
-                   sleep: Callable[[float], None] = time.sleep) -> dict | None:
+def logged_session(log_path: Path | None, session_id, writer,
+                   stopping: Callable[[], bool] | None = None) -> dict | None:
     """The session's row, if the log holds it as written by the spool's own writer.
 
-    A log that is there but cannot be read just now (busy, locked) is tried again a few
-    times; if it still cannot be, StoreError: the spool waits for the next start rather
-    than become an orphan recording for want of one read."""
+    A log busy for a moment (locked by its writer: a checkpoint) is read again a few times;
+    if it is still busy, StoreError: the spool waits for the next start rather than become
+    an orphan recording for want of one read. A log that cannot be read for good (not a
+    session log, a newer kneeroll's, another user's) does not name the session: an orphan."""
     if log_path is None or not isinstance(session_id, int) or not writer:
         return None
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, LOG_READ_ATTEMPTS + 1):
         try:
             row = _read_session(log_path, session_id)
             break
-        except InputError:  # no log there: nothing to link it to
-            return None
-        except (StoreError, sqlite3.Error) as exc:
-            if attempt == attempts:
-                raise StoreError(f"could not read the session log {log_path}: {exc}",
+        except (KneerollError, sqlite3.Error) as exc:
+            if not _busy(exc):
+                return None
+            if attempt == LOG_READ_ATTEMPTS:
+                raise StoreError(f"the session log {log_path} stayed busy: {exc}",
                                  "the recording is made at the next start") from None
-            sleep(LOG_READ_WAIT_S)
+        if stopping is not None and stopping():
+            raise RecoveryStopped
+        time.sleep(LOG_READ_WAIT_S)
     return row if row is not None and row.get("writer") == writer else None
+
+
+def _busy(exc: Exception) -> bool:
+    """Whether the log could not be read only because another connection holds it just now."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _read_session(log_path: Path, session_id: int) -> dict | None:
@@ -152,6 +161,9 @@ def recover_spools(recordings_dir: Path, log_path: Path | None = None,
                 done = _recover_one(folder, log_path, stopping)
             except RecoveryStopped:
                 break
+            except StoreError as exc:  # the log stayed busy: try again at the next start
+                log.warning("could not name the recording left in %s in the session log: %s", folder, exc)
+                continue
             except OSError as exc:  # the disk: try again at the next start
                 log.error("could not recover the recording left in %s: %s", folder, exc.strerror or exc)
                 continue
@@ -198,7 +210,9 @@ def _make_recording(files: SpoolFiles, log_path: Path | None, stopping: Callable
     spool = read_spool_meta(folder)
     finished = read_finished_meta(folder)
     session_id = spool.get("session_id", (finished or {}).get("session_id"))
-    session = logged_session(log_path, session_id, spool.get("writer"))
+    session = logged_session(log_path, session_id, spool.get("writer"), stopping)
+    if stopping is not None and stopping():
+        raise RecoveryStopped  # (the log may have kept it a moment): nothing is renamed yet
     note = {"at": utc_now(), "spool": folder.name, "opened_at": spool.get("opened_at")}
     if finished is not None:
         # the finish got as far as meta.json, so every sample is there: only the rename was missing

@@ -418,7 +418,7 @@ def busy_log(monkeypatch, times: int) -> list[int]:
         return read(*args)
 
     monkeypatch.setattr(spool_recovery, "_read_session", busy)
-    monkeypatch.setattr(spool_recovery.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(spool_recovery, "LOG_READ_WAIT_S", 0.0)
     return reads
 
 
@@ -449,6 +449,24 @@ def test_a_log_that_stays_unreadable_leaves_the_spool_for_the_next_start_not_an_
     monkeypatch.undo()
     (recovered,) = recover_spools(tmp_path / "recordings", tmp_path / DB_NAME)  # the next start
     assert recovered.session_id == session_id
+
+
+def test_a_stop_asked_for_while_the_log_is_busy_leaves_the_spool_as_it_was(tmp_path, monkeypatch):
+    session_id, files = logged_spool_left(tmp_path)
+    reads = busy_log(monkeypatch, times=spool_recovery.LOG_READ_ATTEMPTS)
+    assert recover_spools(tmp_path / "recordings", tmp_path / DB_NAME, stopping=lambda: reads[0] >= 1) == []
+    assert reads[0] == 1  # not read again once the stop was asked for
+    assert [p.name for p in (tmp_path / "recordings").iterdir()] == [files.folder.name]
+
+
+def test_a_log_that_is_no_session_log_is_not_waited_for(tmp_path, monkeypatch):
+    # (not busy: damaged for good) the spool becomes an orphan recording at once, as before
+    session_id, files = logged_spool_left(tmp_path)
+    (tmp_path / DB_NAME).write_bytes(b"not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / (DB_NAME + suffix)).unlink(missing_ok=True)
+    (recovered,) = recover_spools(tmp_path / "recordings", tmp_path / DB_NAME)
+    assert recovered.session_id is None and recovered.path.name.startswith("orphan-")
 
 
 def test_a_recovery_asked_to_stop_leaves_the_spool_for_the_next_start(tmp_path):

@@ -32,12 +32,9 @@ class ContactModel:
     def from_config(cls, pressure_config) -> "ContactModel":
         return cls(pressure_config.min_area_cm2, pressure_config.area_per_newton_cm2, pressure_config.max_area_cm2)
 
-    def area_cm2(self, force_n):
-        """The pad's contact area (cm^2) at a squeeze (N), or at each of an array of them."""
+    def area_cm2(self, force_n: np.ndarray) -> np.ndarray:
+        """The pad's contact area (cm^2) at each squeeze (N)."""
         return np.minimum(self.max_area_cm2, self.min_area_cm2 + self.area_per_newton_cm2 * np.maximum(force_n, 0.0))
-
-    def kpa(self, force_n: float) -> float:
-        return float(self.kpa_of(np.array([force_n]))[0])
 
     def kpa_of(self, force_n: np.ndarray) -> np.ndarray:
         """The pressure (kPa) at each squeeze (N): NaN where the squeeze is unknown, 0 at none.

@@ -115,7 +115,8 @@ def _rise_began(turn: Turn, base_t: float, base: float, recently: deque[tuple[fl
     squeeze flattens for a moment now and then). Unless the hands took hold on the way up,
     from nothing or again after easing off, and held the squeeze the rep rose from for
     STALL_S: the pod moves as the pads are pressed on, and that is not the rep's doing."""
-    if turn.value - turn.swing < GRIP_N or _held_for(recently, base_t, base) >= STALL_S:
+    # (frame times: half a frame of margin keeps their rounding out of it)
+    if turn.value - turn.swing < GRIP_N or _held_for(recently, base_t, base) >= STALL_S - FRAME_S / 2:
         return base_t
     return turn.start_t
 

@@ -100,10 +100,11 @@ REACH_M = 0.03
 # turns in step with each stroke as well. Twisting the handles turns the frame in place: the
 # pod, within 10 cm of the axis it turns about, goes at most 0.1 m per radian, so a twist
 # turns it 10 rad per metre or more. A way that turned more than this per metre it reached
-# turned in the hands, whatever the pod's acceleration: the tilt did not follow the roller
+# turned in the hands, whatever the pod's acceleration: the tilt follows the hands there
 TWIST_RAD_PER_M = 10.0
 TWISTS_SHOWN = 2  # two ways that turned in place (a twist out and back) in the window: twisting
 MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
+ROLLING_HALVES_KEPT = math.ceil(RHYTHM_WINDOW_S / MIN_HALF_S)  # the most ways the rhythm's window can hold
 MAX_GAP_S = 4.0  # the way back starts within this long of the way out (a pause at the far end)
 # a bout of rolling has ended when no stroke ended for this long: the slowest rolling (10 a
 # minute) ends one every 6 s, and a pause of a few seconds at one end is still the same bout
@@ -132,23 +133,21 @@ class HalfStroke:
         return gripped and self.end_t - self.start_t <= MAX_HALF_S
 
     @property
-    def moved(self) -> bool:
+    def travelled(self) -> bool:
         """The pod went a stroke's length, or accelerated like rolling and went half of it:
-        it rolled, or it was turned in the hands. (The acceleration level lingers for a
-        second after a movement, such as the pads settling after the grip, while the pod
-        stays put; and a way whose turning points the signal placed off the pod's own, as
-        a jolt or a tilt lagging the roller does, reads its reach short, to about half.)"""
+        it rolled, or it was turned in the hands (see twisted). (The acceleration level
+        lingers for a second after a movement, such as the pads settling after the grip,
+        while the pod stays put; and a way whose turning points the signal placed off the
+        pod's own, as a jolt or a tilt lagging the roller does, reads its reach short, to
+        about half.)"""
         return self.reach >= REACH_M or self.travel >= TRAVEL_MS2 and self.reach >= REACH_M / 2
 
     @property
     def twisted(self) -> bool:
         """The pod moved, but the frame turned far more than rolling would turn it over the
-        reach: the handles were twisted (never on the squeeze, whose half-strokes turn nothing)."""
-        return self.moved and self.turned > TWIST_RAD_PER_M * self.reach
-
-    @property
-    def travelled(self) -> bool:
-        return self.moved and not self.twisted
+        reach: the handles were twisted, and the tilt shows the hands more than the roller
+        (never on the squeeze, whose half-strokes turn nothing)."""
+        return self.travelled and self.turned > TWIST_RAD_PER_M * self.reach
 
     def took_hold(self, hold_t: float) -> bool:
         """Whether the hands took hold (at hold_t) on the way."""
@@ -190,6 +189,13 @@ class _Since:
     def mark_extreme(self) -> None:
         self.at_extreme = len(self.frames)
 
+    def forget_before(self, t: float) -> None:
+        """At rest: frames before t can be no movement's (a long rest must not grow the list)."""
+        frames = self.frames
+        if frames and frames[0][0] < t - MAX_HALF_S:  # (trimmed now and then, not every frame)
+            gone = next((k for k, frame in enumerate(frames) if frame[0] >= t), len(frames))
+            self.frames, self.at_extreme = frames[gone:], max(0, self.at_extreme - gone)
+
     def begin(self, start_t: float) -> None:
         """A movement began from rest at start_t: what happened at rest before it is not
         part of it."""
@@ -208,7 +214,8 @@ class _Track:
         self.pending: HalfStroke | None = None  # the way out of a stroke, waiting for the way back
         self.last: HalfStroke | None = None  # the newest half-stroke on the leg
         self.jolted = False  # the newest turn was a jolt: the movement before it goes on
-        self.rolling_halves: deque[HalfStroke] = deque()  # its recent rolling half-strokes
+        # its recent rolling half-strokes: as many as fit in the rhythm's window, at most
+        self.rolling_halves: deque[HalfStroke] = deque(maxlen=ROLLING_HALVES_KEPT)
         self.counted: list[tuple[HalfStroke, HalfStroke]] = []  # the strokes it saw in the bout under way
         self.last_end_t = -math.inf  # when its movement ended
         self._periods: deque[tuple[float, float]] = deque(maxlen=5)  # (end, duration) of recent cycles
@@ -234,12 +241,16 @@ class _Track:
         was_resting = self.turns.direction == 0
         turn, extreme_moved = self.turns.update(t, x)
         self.since.add(t, travel, force, moving, extreme_moved)
-        if was_resting and self.turns.direction != 0:
+        resting = self.turns.direction == 0
+        if was_resting and resting:
+            self.since.forget_before(t - MAX_HALF_S)  # the longest way that is still rolling
+        elif was_resting:
             # a movement began from rest: the signal passed half the hysteresis only now, but a
             # slow one began to move when it left its noise around the resting point, and the
             # pod's reach must be measured from there; looked for no further back than the
             # acceleration's memory, since the reach drifts over a rest
-            began = max(self.turns.still_t, self.turns.movement_start_t - TRAVEL_MEMORY_S)
+            start_t = self.turns.movement_start_t
+            began = max(min(self.turns.still_t, start_t), start_t - TRAVEL_MEMORY_S)
             self.since.begin(began)
         if turn is None:
             return None
@@ -265,6 +276,7 @@ class _Track:
             # a jolt interrupted one way: the two parts are one half-stroke
             last.end_t, last.travel = half.end_t, max(last.travel, half.travel)
             last.reach += half.reach  # (about: the jolt itself went little way)
+            last.turned += half.turned
             return None, None
         self.last = half
         pending = self.pending
@@ -328,18 +340,20 @@ class _Track:
         return len(recent)
 
     def rolling_since(self, t: float) -> int:
-        """How many rolling half-strokes ended since t (those before it are forgotten)."""
-        recent = self.rolling_halves
-        while recent and recent[0].end_t < t:
-            recent.popleft()
-        return len(recent)
+        """How many rolling half-strokes ended since t."""
+        self._forget_rolling_before(t)
+        return len(self.rolling_halves)
 
     def halves_since(self, t: float) -> list[float]:
         """The durations of the rolling half-strokes that ended since t."""
-        recent = self.rolling_halves
-        self.rolling_since(t)
+        self._forget_rolling_before(t)
         # (a half-stroke a jolt interrupted has grown to its whole length since)
-        return [half.end_t - half.start_t for half in recent]
+        return [half.end_t - half.start_t for half in self.rolling_halves]
+
+    def _forget_rolling_before(self, t: float) -> None:
+        recent = self.rolling_halves
+        while recent and recent[0].end_t < t:
+            recent.popleft()
 
 
 class StrokeCounter:
@@ -478,11 +492,14 @@ class StrokeCounter:
         if self._counted is self._squeeze:
             return
         since = max(t - RHYTHM_WINDOW_S, self._bout_t)  # (what came before the bout is another's)
-        if self._force == self._force and self._tilt.twists_since(since) >= TWISTS_SHOWN:
-            # the tilt is following the hands, not the roller: the squeeze does not twist
+        on_squeeze_n = self._squeeze.rolling_since(since)
+        if self._tilt.twists_since(since) >= TWISTS_SHOWN and on_squeeze_n >= TWISTS_SHOWN:
+            # the tilt is following the hands, not the roller; the squeeze does not twist, and
+            # it saw a stroke's ways along the leg itself (on a thigh of even girth it sees
+            # none, and the tilt's count, twist and all, is the better one)
             self._counted = self._squeeze
             return
-        if self._squeeze.rolling_since(since) < RHYTHM_MIN_HALVES:
+        if on_squeeze_n < RHYTHM_MIN_HALVES:
             return
         on_squeeze = self._squeeze.halves_since(since)
         on_tilt = self._tilt.halves_since(since)

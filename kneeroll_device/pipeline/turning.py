@@ -152,6 +152,7 @@ class TurningPoints(_Hysteresis):
         turn = Turn(self.extreme_t, self.previous_t, self.extreme, swing, self.direction, stalled)
         self._learn(swing)
         self.previous, self.previous_t = self.extreme, self.extreme_t
+        self.still_t = self.extreme_t  # it was at its new resting point then, at the latest
         if stalled:
             self.direction = 0  # at rest at the turning point, until the next movement
             self._rest_t = t
@@ -256,6 +257,7 @@ class PathTurns(_Hysteresis):
         self._learn(self.reach)
         self.heading = heading
         self.anchor, self.anchor_t = e, self.extreme_t
+        self.still_t = self.extreme_t  # it was at its new resting point then, at the latest
         if stalled:
             self.moving = False
             self._rest_t = t

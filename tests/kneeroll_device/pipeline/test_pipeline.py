@@ -120,10 +120,11 @@ def test_the_flip_for_the_hamstrings_is_seen(session1):
 
 def test_contact_model_turns_force_into_pressure():
     model = ContactModel(min_area_cm2=20, area_per_newton_cm2=0.25, max_area_cm2=60)
-    assert model.kpa(0.0) == 0.0
-    assert model.kpa(100.0) == pytest.approx(10 * 100 / 45)  # 45 cm^2 at 100 N
-    assert model.kpa(400.0) == pytest.approx(10 * 400 / 60)  # the pad is fully in contact
-    assert math.isnan(model.kpa(float("nan")))
+    none, at_100, at_400, unknown, pulled = model.kpa_of(np.array([0.0, 100.0, 400.0, np.nan, -5.0]))
+    assert none == 0.0 and pulled == 0.0  # (a load cell reading below its zero presses nothing)
+    assert at_100 == pytest.approx(10 * 100 / 45)  # 45 cm^2 at 100 N
+    assert at_400 == pytest.approx(10 * 400 / 60)  # the pad is fully in contact
+    assert math.isnan(unknown)
 
 
 def test_pressure_is_summarised_each_second(session1):

@@ -152,7 +152,8 @@ def test_a_slow_rise_that_flattens_for_a_moment_is_rolling_measured_from_its_tro
 
 def test_a_rep_after_easing_off_and_taking_hold_again_counts():
     # the hand eases to 28 N and takes hold again (the pads pressed on move the pod 4 cm),
-    # holds 95 N for a second, then a rep: the rep rose from the held squeeze, not from 28 N
+    # holds 95 N for a second, then a rep: the rep rose from the held squeeze, not from 28 N.
+    # (The squeeze creeps up while held, so taking hold and the rep are one rise of it.)
     frames, t = [], 0.0
 
     def add(seconds, level):
@@ -164,9 +165,9 @@ def test_a_rep_after_easing_off_and_taking_hold_again_counts():
     add(2.0, lambda _: 95.0)
     add(1.0, lambda now: 95.0 - 67.0 * (now - 2.0))  # easing off
     add(1.0, lambda now: 28.0 + 67.0 * (now - 3.0))  # taking hold again
-    add(1.0, lambda _: 95.0)
-    add(2.0, lambda now: 95.0 + 55.0 * (1 - math.cos(math.pi * (now - 5.0))) / 2)  # the rep
-    add(3.0, lambda _: 95.0)
+    add(1.0, lambda now: 95.0 + 0.8 * (now - 4.0))  # held, creeping up as a hand does
+    add(2.0, lambda now: 95.8 + 55.0 * (1 - math.cos(math.pi * (now - 5.0))) / 2)  # the rep
+    add(3.0, lambda _: 95.8)
     omega = 2 * math.pi / 2.0
 
     def pressed_on(now: float) -> tuple[float, float, float]:

@@ -82,12 +82,7 @@ STROKE_SPACING_S = 0.7
 # a cycle out and back in less than half the median of the last five (over 12 s) is a
 # wobble within a stroke: people keep a cadence within a fifth or so within a set
 WOBBLE_SHARE = 0.5
-TURN_SHARE = 0.5  # a turning point is confirmed once the tilt came back half the recent swing ...
-# ... and once the squeeze came back a quarter of it: a load cell's noise over a frame is
-# 0.3-1 N and the median of three frames takes out a knock, so a quarter of a swing of several
-# newtons is far above it (the reps confirm their peaks on the same share); the tilt keeps half,
-# since a resting hand wobbles the frame by a degree. The sooner the turn, the sooner the stroke is told
-SQUEEZE_TURN_SHARE = 0.25
+TURN_SHARE = 0.5  # a turning point is confirmed once the signal came back half the recent swing ...
 STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
 # A movement travelled, whatever its acceleration, if the pod went at least this far: the
 # shortest stroke people roll (the 3-30 cm the product is built for). A slow stroke hardly
@@ -359,7 +354,7 @@ class _Track:
 class StrokeCounter:
     def __init__(self):
         self._tilt = _Track(PathTurns(TILT_FLOOR_RAD, TURN_SHARE, STALL_S))
-        self._squeeze = _Track(TurningPoints(SQUEEZE_FLOOR_N, SQUEEZE_TURN_SHARE, STALL_S), grip_shows=True)
+        self._squeeze = _Track(TurningPoints(SQUEEZE_FLOOR_N, TURN_SHARE, STALL_S), grip_shows=True)
         self._counted = self._tilt
         self._recent_force: deque[float] = deque(maxlen=3)
         self._recent_tilt: deque[tuple[float, float, float]] = deque(maxlen=TURNED_FRAMES)

@@ -69,18 +69,23 @@ class RepCounter:
         rise, self._rise = self._rise, []
         if turn.direction < 0:
             return None  # a trough: the next rise starts here
-        base = self._base(turn, rise, last_stroke_end_t, self._recently)
-        if base is None or turn.t - turn.start_t > REP_RISE_MAX_S:
+        found = self._base(turn, rise, last_stroke_end_t, self._recently)
+        if found is None:
+            return None
+        base, began_t = found
+        if turn.t - began_t > REP_RISE_MAX_S:
             return None
         self.count += 1
         self.last_t = turn.t
-        return RepEvent(t=turn.t, duration=t - turn.start_t, peak_force_n=turn.value, rise_n=turn.value - base,
+        return RepEvent(t=turn.t, duration=t - began_t, peak_force_n=turn.value, rise_n=turn.value - base,
                         reported_t=t)
 
     @staticmethod
     def _base(turn: Turn, rise: list[tuple[float, bool, float, float]], last_stroke_end_t: float,
-              recently: deque[tuple[float, float, tuple]]) -> float | None:
-        """The squeeze the rep rose from, if the rise is one: the last squeeze held steady
+              recently: deque[tuple[float, float, tuple]]) -> tuple[float, float] | None:
+        """The squeeze the rep rose from and when its rise began, if the rise is one (a rise
+        on which the hands took hold began at the squeeze they held, not at nothing, see
+        _rise_began): the last squeeze held steady
         far enough below the peak (or the trough), with the roller staying put over the
         rise (its acceleration level down at a rep's at some point, while what rolling left
         of it dies away; the pod moved less than a stroke's length, see _rise_began; and no
@@ -101,10 +106,11 @@ class RepCounter:
             if t < last_stroke_end_t:
                 return None
             if steady and enough(level) and calmest <= TRAVEL_MS2:
-                return level if stayed_put(_rise_began(turn, t, level, recently)) else None
+                began_t = _rise_began(turn, t, level, recently)
+                return (level, began_t) if stayed_put(began_t) else None
             calmest = min(calmest, travel)
         still = calmest <= TRAVEL_MS2 and turn.start_t >= last_stroke_end_t and stayed_put(turn.start_t)
-        return trough if enough(trough) and still else None
+        return (trough, turn.start_t) if enough(trough) and still else None
 
 
 def _rise_began(turn: Turn, base_t: float, base: float, recently: deque[tuple[float, float, tuple]]) -> float:

@@ -177,3 +177,11 @@ def test_a_rep_after_easing_off_and_taking_hold_again_counts():
 
     (rep,) = count(frames, moving=pressed_on)
     assert rep.t == pytest.approx(6.0, abs=0.2)
+
+
+def test_a_first_rep_long_after_taking_hold_counts_by_its_own_rise():
+    # taking hold, then 4 s of a squeeze creeping up as a hand's does, then a rep: one rise of
+    # the force from nothing, 5.5 s long, but the rep's own rise, from the held squeeze, is 1 s
+    frames, peaks = squeeze(1, settle_s=4.0, drift_n_per_s=0.8)
+    (rep,) = count(frames)
+    assert rep.t == pytest.approx(peaks[0], abs=0.2) and rep.duration < 2.5

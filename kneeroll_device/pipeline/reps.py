@@ -83,15 +83,13 @@ class RepCounter:
     @staticmethod
     def _base(turn: Turn, rise: list[tuple[float, bool, float, float]], last_stroke_end_t: float,
               recently: deque[tuple[float, float, tuple]]) -> tuple[float, float] | None:
-        """The squeeze the rep rose from and when its rise began, if the rise is one (a rise
-        on which the hands took hold began at the squeeze they held, not at nothing, see
-        _rise_began): the last squeeze held steady
-        far enough below the peak (or the trough), with the roller staying put over the
-        rise (its acceleration level down at a rep's at some point, while what rolling left
-        of it dies away; the pod moved less than a stroke's length, see _rise_began; and no
-        stroke moving it). Taking hold of the handles and then a rep is one rise of the
-        force with a pause in it; a rep from a held squeeze pauses at its trough. Never a
-        squeeze below the grip: a rise from nothing is taking hold."""
+        """The squeeze the rep rose from and when its rise began (_rise_began), if the rise
+        is one: the last squeeze held steady far enough below the peak (or the trough), with
+        the roller staying put over the rise (its acceleration level down at a rep's at some
+        point, while what rolling left of it dies away; the pod moved less than a stroke's
+        length; and no stroke moving it). Taking hold of the handles and then a rep is one
+        rise of the force with a pause in it; a rep from a held squeeze pauses at its
+        trough. Never a squeeze below the grip: a rise from nothing is taking hold."""
         peak, trough = turn.value, turn.value - turn.swing
 
         def enough(level: float) -> bool:
@@ -114,13 +112,14 @@ class RepCounter:
 
 
 def _rise_began(turn: Turn, base_t: float, base: float, recently: deque[tuple[float, float, tuple]]) -> float:
-    """Where the pod's reach over a rise is measured from: its trough, not when the trough
-    was confirmed (a roller rolled at an even speed accelerates only at the turns, and the
-    squeeze turns where the roller turns, so what came before the confirmation is a good
-    part of its way), and not a moment where the squeeze seemed steady (a slow rise of the
-    squeeze flattens for a moment now and then). Unless the hands took hold on the way up,
-    from nothing or again after easing off, and held the squeeze the rep rose from for
-    STALL_S: the pod moves as the pads are pressed on, and that is not the rep's doing."""
+    """Where a rise began, which its duration and the pod's reach over it are measured
+    from: its trough, not when the trough was confirmed (a roller rolled at an even speed
+    accelerates only at the turns, and the squeeze turns where the roller turns, so what
+    came before the confirmation is a good part of its way), and not a moment where the
+    squeeze seemed steady (a slow rise of the squeeze flattens for a moment now and then).
+    Unless the hands took hold on the way up, from nothing or again after easing off, and
+    held the squeeze the rep rose from for STALL_S: the pod moves as the pads are pressed
+    on, and that is not the rep's doing."""
     # (frame times: half a frame of margin keeps their rounding out of it)
     if turn.value - turn.swing < GRIP_N or _held_for(recently, base_t, base) >= STALL_S - FRAME_S / 2:
         return base_t

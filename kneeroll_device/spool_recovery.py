@@ -35,7 +35,7 @@ from .errors import KneerollError, RecordingError, StoreError
 from .recording import FORCE_COLUMNS, GYRO_COLUMNS, IMU_COLUMNS, iter_csv_blocks, meta_json
 from .spool import (BROKEN_PREFIX, CONTROLS_FILE, FORCE_FILE, IMU_FILE, NEW_PREFIX, SPOOL_PREFIX, SpoolFiles,
                     free_place, lock_folder, read_spool_meta, recording_name, sync_folder)
-from .store import connect, effective_outcome, parse_utc, utc_now
+from .store import busy, connect, effective_outcome, parse_utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def logged_session(log_path: Path | None, session_id, writer,
             row = _read_session(log_path, session_id)
             break
         except (KneerollError, sqlite3.Error) as exc:
-            if not _busy(exc):
+            if not busy(exc):
                 return None
             if attempt == LOG_READ_ATTEMPTS:
                 raise StoreError(f"the session log {log_path} stayed busy: {exc}",
@@ -125,12 +125,6 @@ def logged_session(log_path: Path | None, session_id, writer,
             raise RecoveryStopped
         time.sleep(LOG_READ_WAIT_S)
     return row if row is not None and row.get("writer") == writer else None
-
-
-def _busy(exc: Exception) -> bool:
-    """Whether the log could not be read only because another connection holds it just now."""
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
 
 
 def _read_session(log_path: Path, session_id: int) -> dict | None:

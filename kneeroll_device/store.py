@@ -178,7 +178,8 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         raise StoreError(f"no permission to open the session log in {path.parent}",
                          "choose a writable --data-dir or fix the directory's owner") from None
     except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot open the session log {path}: {exc}", "check --data-dir") from None
+        # (the cause kept: busy() tells a log locked for a moment from one that cannot be opened)
+        raise StoreError(f"cannot open the session log {path}: {exc}", "check --data-dir") from exc
     db.row_factory = sqlite3.Row
     try:
         if not readonly:
@@ -190,7 +191,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
             raise StoreError(f"{path} was written by a newer kneeroll", "upgrade kneeroll")
     except sqlite3.DatabaseError as exc:
         db.close()
-        raise StoreError(f"{path} is not a kneeroll session log: {exc}", "move it aside and start a new one") from None
+        raise StoreError(f"{path} is not a kneeroll session log: {exc}", "move it aside and start a new one") from exc
     except StoreError:
         db.close()
         raise
@@ -348,6 +349,14 @@ def _transaction(db: sqlite3.Connection):
             except sqlite3.Error:
                 pass
         raise
+
+
+def busy(exc: Exception) -> bool:
+    """Whether the log could not be read only because another connection holds it just now
+    (its writer committing or checkpointing): an error of SQLite's, or a StoreError it caused."""
+    cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+    name = getattr(cause, "sqlite_errorname", None) or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_PROTOCOL"))
 
 
 def transient(exc: sqlite3.Error) -> bool:

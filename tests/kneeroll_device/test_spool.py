@@ -411,13 +411,15 @@ def busy_log(monkeypatch, times: int) -> list[int]:
     reads = [0]
     read = spool_recovery._read_session
 
-    def busy(*args):
+    def locked(*args):
         reads[0] += 1
         if reads[0] <= times:
-            raise sqlite3.OperationalError("database is locked")
+            exc = sqlite3.OperationalError("database is locked")
+            exc.sqlite_errorname = "SQLITE_BUSY"  # (as SQLite names it)
+            raise exc
         return read(*args)
 
-    monkeypatch.setattr(spool_recovery, "_read_session", busy)
+    monkeypatch.setattr(spool_recovery, "_read_session", locked)
     monkeypatch.setattr(spool_recovery, "LOG_READ_WAIT_S", 0.0)
     return reads
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from kneeroll_device.errors import InputError
+from kneeroll_device.errors import InputError, StoreError
 
 from kneeroll_device import store
 from kneeroll_device.cli import main
@@ -437,3 +437,24 @@ def test_readers_find_the_services_log_when_the_user_has_none(tmp_path, monkeypa
     with SessionLog(tmp_path / "home-share" / "kneeroll") as own:
         assert own.flush()
     assert store.reading_data_dir(config) == tmp_path / "home-share" / "kneeroll"
+
+
+def test_a_log_another_connection_holds_is_busy_and_a_damaged_one_is_not(tmp_path):
+    path = tmp_path / store.DB_NAME
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.0)
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        reader.execute("SELECT * FROM t").fetchall()
+    reader.close()
+    holder.close()
+    assert store.busy(locked.value)
+    assert not store.busy(StoreError("cannot open the session log", "check --data-dir"))  # no SQLite cause
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError) as unreadable:
+        store.connect(damaged, readonly=True)
+    assert not store.busy(unreadable.value)

@@ -23,8 +23,9 @@ fresh Pipeline. The events are scored against the script's ground truth:
 - Phantoms: strokes and reps outside every step window, per minute of that time
   (rests, carrying the roller between sites).
 - Wrong-kind counts: reps in a roll step, strokes in a release step without rolling.
-- Delay: events matched greedily in time order to the true stroke ends (stroke t minus
-  the end) and the true rep peaks (reported_t minus the peak).
+- Delay: to each true stroke end (stroke t minus the end) and true rep peak (reported_t
+  minus the peak), in time order, the first event from 0.3 s before it, until 3 s after it
+  or the next true time (as the outside simulator's scorer matches them).
 - Block-size invariance: a few sessions fed in 0.01 s and in 10 s blocks must give the
   same events.
 """
@@ -53,7 +54,7 @@ from worlds import outside_world, print_worlds, real_world
 IMU_HZ = 100.0
 FORCE_HZ = 80.0
 STEP_GRACE_S = 1.0  # an event up to this long after a step's end still belongs to it
-MATCH_EARLY_S = 1.5  # an event may come this much before the true time (twisting leads the travel)
+MATCH_EARLY_S = 0.3  # an event may come this much before the true time (twisting leads the travel)
 MATCH_LATE_S = 3.0  # and at most this much after it to be matched
 
 TARGETS = {
@@ -93,21 +94,22 @@ def rep_time(rep) -> float:
 
 
 def match_delays(truth_times: list[float], event_times: list[float]) -> list[float]:
-    """Greedy in time order: each event takes the nearest unmatched truth in [-early, +late] of it,
-    never one older than a truth already taken (the truths passed over count as missed)."""
+    """For each true time, in order, the first event not yet taken from MATCH_EARLY_S before
+    it until MATCH_LATE_S after it or MATCH_EARLY_S before the next true time, whichever
+    comes first: a true event with no event in its window was missed, and an event late
+    for one true time is not taken for an early one of the next (which would shift every
+    match after it by one and read the delays as negative)."""
+    truths, events = sorted(truth_times), sorted(event_times)
     delays, j = [], 0
-    truth_times = sorted(truth_times)
-    for e in sorted(event_times):
-        best = None
-        for k in range(j, len(truth_times)):
-            d = e - truth_times[k]
-            if d < -MATCH_EARLY_S:
-                break
-            if d <= MATCH_LATE_S and (best is None or abs(d) < abs(e - truth_times[best])):
-                best = k
-        if best is not None:
-            delays.append(e - truth_times[best])
-            j = best + 1
+    for i, truth in enumerate(truths):
+        until = truth + MATCH_LATE_S
+        if i + 1 < len(truths):
+            until = min(until, truths[i + 1] - MATCH_EARLY_S)
+        while j < len(events) and events[j] < truth - MATCH_EARLY_S:
+            j += 1
+        if j < len(events) and events[j] < until:
+            delays.append(events[j] - truth)
+            j += 1
     return delays
 
 

@@ -330,9 +330,11 @@ def _salvage(db: sqlite3.Connection, session_id: int) -> bool:
 
 # --- writing ---------------------------------------------------------------------------------------
 
+# another connection holds the log just now (its writer committing or checkpointing)
+HELD = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_PROTOCOL")
 # errors of the disk or of another process, which pass: the writes wait and are retried
-TRANSIENT = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_READONLY",
-             "SQLITE_PROTOCOL", "SQLITE_NOMEM", "SQLITE_INTERRUPT")
+TRANSIENT = ("SQLITE_FULL", "SQLITE_IOERR", *HELD, "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_NOMEM",
+             "SQLITE_INTERRUPT")
 
 
 @contextlib.contextmanager
@@ -353,10 +355,10 @@ def _transaction(db: sqlite3.Connection):
 
 def busy(exc: Exception) -> bool:
     """Whether the log could not be read only because another connection holds it just now
-    (its writer committing or checkpointing): an error of SQLite's, or a StoreError it caused."""
+    (HELD): an error of SQLite's, or a StoreError it caused."""
     cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
     name = getattr(cause, "sqlite_errorname", None) or ""
-    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_PROTOCOL"))
+    return name.startswith(HELD)
 
 
 def transient(exc: sqlite3.Error) -> bool:

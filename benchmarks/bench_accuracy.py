@@ -48,11 +48,10 @@ from kneeroll_device.pipeline import Pipeline
 from kneeroll_device.recording import Recording, read_recording
 from kneeroll_device.replay import feed_recording
 from kneeroll_device.sim.hard_cases import CASES, simulate_case
+from kneeroll_device.sim.transforms import FORCE_HZ, IMU_HZ, recorded
 from kneeroll_device.sim.world import write_recording
 from worlds import outside_world, print_worlds, real_world
 
-IMU_HZ = 100.0
-FORCE_HZ = 80.0
 STEP_GRACE_S = 1.0  # an event up to this long after a step's end still belongs to it
 MATCH_EARLY_S = 0.3  # an event may come this much before the true time (twisting leads the travel)
 MATCH_LATE_S = 3.0  # and at most this much after it to be matched
@@ -71,13 +70,10 @@ def recording_of(session, via_csv: bool) -> Recording:
     if via_csv:
         with tempfile.TemporaryDirectory() as tmp:
             return read_recording(write_recording(session, Path(tmp) / "rec", IMU_HZ, FORCE_HZ))
-    imu_t = np.arange(0.0, session.duration, 1.0 / IMU_HZ)
-    accel, gyro = session.imu_at(imu_t)
-    force_t = np.arange(0.0, session.duration, 1.0 / FORCE_HZ)
-    force = session.force_at(force_t)
+    rec = recorded(session, IMU_HZ, FORCE_HZ)
     # the same rounding as recording.write_recording_folder's formats
-    return Recording(Path(f"sim-{session.scenario}-{session.seed}"), np.round(imu_t, 4), np.round(accel, 6),
-                     np.round(gyro, 4), np.round(force_t, 4), np.round(force, 3), {"truth": session.truth()})
+    return Recording(Path(f"sim-{session.scenario}-{session.seed}"), np.round(rec.imu_t, 4), np.round(rec.accel, 6),
+                     np.round(rec.gyro, 4), np.round(rec.force_t, 4), np.round(rec.force, 3), {"truth": session.truth()})
 
 
 def run_pipeline(rec: Recording, block_s: float):

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ..recording import Recording
-from .world import SimulatedSession
+from .world import SimulatedSession, random_rotation
 
 IMU_HZ = 100.0  # the pod's rates
 FORCE_HZ = 80.0
@@ -28,8 +28,7 @@ def recorded(session: SimulatedSession, imu_hz: float = IMU_HZ, force_hz: float 
 
 def rotated(rec: Recording, rng: np.random.Generator) -> Recording:
     """The pod mounted at a random angle: both sensors' frames turned by one rotation."""
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.linalg.det(q))
+    q = random_rotation(rng)
     return Recording(None, rec.imu_t, rec.accel @ q.T, rec.gyro @ q.T, rec.force_t, rec.force)
 
 

@@ -78,8 +78,16 @@ def whole_members_end(path: Path) -> int:
 
 
 def trim_to(path: Path, end: int) -> None:
-    """Cuts the file back to its first ``end`` bytes, its whole members (nothing to cut if it is absent)."""
-    if path.exists() and end < path.stat().st_size:
+    """Cuts the file back to its first ``end`` bytes, its whole members (nothing to cut if it is absent).
+
+    With no whole member at all (killed during the file's first write: the IMU file's first
+    member is written before the force file's) the file goes: an empty file has no header,
+    which the reader refuses, while a recording without a force file is one it takes."""
+    if not path.exists():
+        return
+    if end == 0:
+        path.unlink()
+    elif end < path.stat().st_size:
         os.truncate(path, end)
 
 

@@ -295,6 +295,19 @@ def test_a_member_cut_short_by_the_crash_is_dropped_and_the_rest_kept(tmp_path):
     assert rec.meta["outcome"] == "interrupted"
 
 
+def test_a_first_force_write_cut_short_leaves_a_recording_of_the_imu_alone(tmp_path):
+    # killed after the first IMU member was on the disk and while the first force member was on its way
+    files = spool_files(tmp_path / "recordings", session_id=None)
+    first = files.encode([imu_block(T_FROM)], [force_block(T_FROM)], [])
+    files.append(files.encode([imu_block(T_FROM)], [], []))
+    (files.folder / FORCE_FILE).write_bytes(first.force[: len(first.force) // 2])
+    files.close()
+    (recovered,) = recover_spools(tmp_path / "recordings")
+    rec = read_recording(recovered.path)
+    assert rec.imu_t[-1] == pytest.approx(0.99) and rec.force_t is None
+    assert not (recovered.path / FORCE_FILE).exists() and rec.meta["outcome"] == "interrupted"
+
+
 def test_a_spool_being_written_is_left_alone(tmp_path):
     files = spool_files(tmp_path / "recordings")
     write_seconds(files, range(2))

@@ -47,6 +47,7 @@ class RepCounter:
         # the last few seconds, from before the rise began: each frame's (time; the squeeze, N;
         # the pod's acceleration, m/s^2)
         self._recently: deque[tuple[float, float, tuple]] = deque(maxlen=RECENT_FRAMES)
+        self._held: tuple[Turn, float, float] | None = None  # a peak the squeeze stayed at: (turn, base, began)
         self.count = 0
         self.last_t = -math.inf  # when the newest rep peaked
 
@@ -63,7 +64,10 @@ class RepCounter:
         steady = len(recent) == recent.maxlen and max(recent) - min(recent) < FORCE_FLOOR_N
         self._rise.append((t, steady, level, travel))
         self._recently.append((t, level, moving))
+        resting = self.turns.direction == 0
         turn, _ = self.turns.update(t, level)
+        if resting and self.turns.direction != 0 and self._held is not None:
+            return self._settle_held(t, last_stroke_end_t)
         if turn is None:
             return None
         rise, self._rise = self._rise, []
@@ -75,6 +79,23 @@ class RepCounter:
         base, began_t = found
         if turn.t - began_t > REP_RISE_MAX_S:
             return None
+        if turn.stalled:
+            # the squeeze rose and stayed there: a rep if it now eases off (the leg relaxes),
+            # a new holding level if it rises again from there (the hands pressed on anew,
+            # after a slide to another spot) or if the squeeze goes on rising
+            self._held = (turn, base, began_t)
+            return None
+        return self._rep(t, turn, base, began_t)
+
+    def _settle_held(self, t: float, last_stroke_end_t: float) -> RepEvent | None:
+        """The squeeze moved again after resting at a peak: the peak was a rep if it fell,
+        and if no stroke found since then ended during its rise (the roller travelled)."""
+        (turn, base, began_t), self._held = self._held, None
+        if self.turns.direction > 0 or last_stroke_end_t >= began_t:
+            return None
+        return self._rep(t, turn, base, began_t)
+
+    def _rep(self, t: float, turn: Turn, base: float, began_t: float) -> RepEvent:
         self.count += 1
         self.last_t = turn.t
         return RepEvent(t=turn.t, duration=t - began_t, peak_force_n=turn.value, rise_n=turn.value - base,

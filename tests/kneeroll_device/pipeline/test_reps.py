@@ -185,3 +185,34 @@ def test_a_first_rep_long_after_taking_hold_counts_by_its_own_rise():
     frames, peaks = squeeze(1, settle_s=4.0, drift_n_per_s=0.8)
     (rep,) = count(frames)
     assert rep.t == pytest.approx(peaks[0], abs=0.2) and rep.duration < 2.5
+
+
+def frames_of(*pieces: tuple[float, object]) -> list[tuple[float, float]]:
+    """(t, force) frames of consecutive pieces, each (seconds, level of the time in the piece)."""
+    frames, t = [], 0.0
+    for seconds, level in pieces:
+        start = t
+        for _ in range(int(round(seconds / FRAME_S))):
+            frames.append((t, level(t - start)))
+            t += FRAME_S
+    return frames
+
+
+def test_pressing_on_to_a_new_holding_level_is_not_a_rep():
+    # held at 75 N, eased to 22 N (slid to the next spot, the pod still again), pressed back on
+    # to 75 N and held there for 0.8 s, then a rep: the squeeze rose and stayed, so the
+    # pressing on is a new holding level, and only the rep that rose from it counts
+    frames = frames_of((2.0, lambda _: 75.0), (0.5, lambda s: 75.0 - 106.0 * s), (1.5, lambda _: 22.0),
+                       (0.5, lambda s: 22.0 + 106.0 * s), (0.8, lambda _: 75.0),
+                       (2.0, lambda s: 75.0 + 20.0 * (1 - math.cos(math.pi * s))), (2.0, lambda _: 75.0))
+    (rep,) = count(frames)
+    assert rep.t == pytest.approx(2.0 + 0.5 + 1.5 + 0.5 + 0.8 + 1.0, abs=0.2)
+
+
+def test_a_rep_held_at_its_top_counts_once_the_leg_relaxes():
+    # a rep whose squeeze stays at its top for 1.5 s: told once it eases off, not before
+    top_s = 1.0 + 1.5 + 1.0 + 1.5
+    frames = frames_of((1.0, lambda s: 60.0 * s), (1.5, lambda _: 60.0), (1.0, lambda s: 60.0 + 30.0 * s),
+                       (1.5, lambda _: 90.0), (1.0, lambda s: 90.0 - 30.0 * s), (2.0, lambda _: 60.0))
+    (rep,) = count(frames)
+    assert rep.peak_force_n == pytest.approx(90.0) and top_s < rep.reported_t < top_s + 0.5

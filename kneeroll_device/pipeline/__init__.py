@@ -142,12 +142,13 @@ class Pipeline:
         motion = self.motion
         if frame.accel is not None:
             loaded = frame.force == frame.force and frame.force - self.zero.offset >= GRIP_N
-            motion.update(frame.accel, frame.gyro, loaded)
+            motion.update(frame.accel, frame.gyro, loaded, frame.accel_noise)
         force = self.zero.apply(frame.force, motion.still_frames)
         stroke = None
         if frame.accel is not None and motion.gravity is not None:
             rate = motion.rate(frame.gyro) if frame.gyro is not None else None
-            stroke = self.strokes.update(t, motion.tilt(), frame.accel, rate, force, self.reps.last_t)
+            stroke = self.strokes.update(t, motion.tilt(), frame.accel, rate, force, self.reps.last_t,
+                                         motion.accel_noise)
             if stroke is not None:
                 batch.strokes.append(stroke)
             if self.strokes.take_moved() is not None:

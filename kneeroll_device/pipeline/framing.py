@@ -62,6 +62,10 @@ class Frame:
     force: float  # mean, N (NaN without force data)
     force_peak: float
     saturated: bool
+    # how far the mean acceleration may be off from the sensor's noise (g, RMS per axis):
+    # the samples' spread about their mean over the square root of their number (0 with
+    # one sample a frame: unknown, and no noise is assumed)
+    accel_noise: float = 0.0
 
     @property
     def t(self) -> float:
@@ -70,7 +74,8 @@ class Frame:
 
 
 class Binner:
-    """Means (and peaks) of one stream's samples per frame, exact across block boundaries."""
+    """Means, peaks and the variance of the means of one stream's samples per frame, exact
+    across block boundaries."""
 
     def __init__(self, width: int):
         self.width = width
@@ -79,9 +84,9 @@ class Binner:
         self.latest_t: float | None = None
         self.next_k: int | None = None  # the next frame index this stream will complete
 
-    def add(self, t: np.ndarray, x: np.ndarray) -> list[tuple[int, list | None, list | None]]:
-        """Returns complete frames as (k, mean, peak), each a list of floats (one per column);
-        gaps inside the stream come out as (k, None, None)."""
+    def add(self, t: np.ndarray, x: np.ndarray) -> list[tuple]:
+        """Returns complete frames as (k, mean, peak, variance of the mean), each a list of
+        floats (one per column); gaps inside the stream come out as (k, None, None, None)."""
         if len(t) == 0:
             return []
         t = np.asarray(t, dtype=float)
@@ -96,38 +101,46 @@ class Binner:
         ks = frame_index(all_t)
         last_k = int(ks[-1])
         done = ks < last_k
-        out: list[tuple[int, list | None, list | None]] = []
+        out: list[tuple] = []
         if np.any(done):
             dk, dx = ks[done], all_x[done]
             starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
-            counts = np.diff(np.r_[starts, len(dk)])
-            means = np.add.reduceat(dx, starts, axis=0) / counts[:, None]
-            peaks = np.maximum.reduceat(dx, starts, axis=0)
+            means, peaks, spreads = _summaries(dx, starts)
             frame_ks = dk[starts]
             if self.next_k is None:
                 self.next_k = int(frame_ks[0])
             # (as lists: the frames are taken apart one by one, and a row of an array is slow to)
-            for k, mean, peak in zip(frame_ks.tolist(), means.tolist(), peaks.tolist()):
+            for k, mean, peak, spread in zip(frame_ks.tolist(), means.tolist(), peaks.tolist(), spreads.tolist()):
                 if k - self.next_k > LONG_GAP_FRAMES:
                     self.next_k = k  # a long silence: no frames for it at all
                 while self.next_k < k:  # frames with no sample at all: a short gap
-                    out.append((self.next_k, None, None))
+                    out.append((self.next_k, None, None, None))
                     self.next_k += 1
-                out.append((k, mean, peak))
+                out.append((k, mean, peak, spread))
                 self.next_k = k + 1
         self._t, self._x = all_t[~done], all_x[~done]
         return out
 
 
-    def flush(self) -> list[tuple[int, list | None, list | None]]:
+    def flush(self) -> list[tuple]:
         """End of data: the last, partial frame as it stands."""
         if len(self._t) == 0:
             return []
         k = int(frame_index(self._t[-1]))
-        frame = (k, self._x.mean(axis=0).tolist(), self._x.max(axis=0).tolist())
+        means, peaks, spreads = _summaries(self._x, np.zeros(1, dtype=np.int64))
         self._t, self._x = self._t[:0], self._x[:0]
         self.next_k = k + 1
-        return [frame]
+        return [(k, means[0].tolist(), peaks[0].tolist(), spreads[0].tolist())]
+
+
+def _summaries(x: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame (rows from each start to the next): the mean, the peak, and the variance of
+    the mean (the samples' variance about it over their number: 0 for a lone sample)."""
+    counts = np.diff(np.r_[starts, len(x)])[:, None]
+    means = np.add.reduceat(x, starts, axis=0) / counts
+    deviations = x - np.repeat(means, counts[:, 0], axis=0)
+    spreads = np.add.reduceat(deviations * deviations, starts, axis=0) / (counts * np.maximum(counts - 1, 1))
+    return means, np.maximum.reduceat(x, starts, axis=0), spreads
 
 
 class Framer:
@@ -214,14 +227,16 @@ class Framer:
 
 def _make_frame(k: int, imu, force, has_gyro: bool) -> Frame:
     accel = gyro = None
+    noise = 0.0
     if imu is not None and imu[1] is not None:
-        m = imu[1]
+        m, spread = imu[1], imu[3]
         accel = (m[0], m[1], m[2])
         gyro = (m[3], m[4], m[5]) if has_gyro and not math.isnan(m[3]) else None
+        noise = math.sqrt((spread[0] + spread[1] + spread[2]) / 3.0)
     f = fp = NAN
     sat = False
     if force is not None and force[1] is not None:
         f = force[1][0]
         fp = force[2][0]
         sat = force[2][1] > 0
-    return Frame(k, accel, gyro, f, fp, sat)
+    return Frame(k, accel, gyro, f, fp, sat, noise)

@@ -68,6 +68,10 @@ class MotionTracker:
     RECOVERY_S = 5.0
     FLIP_ON_DEG = 110.0
     FLIP_OFF_DEG = 70.0
+    # the accelerometer's noise is the sensor's own (its datasheet gives a density, and the
+    # rate and filter set how much of it a frame's mean keeps): learnt while the pod is
+    # still, where nothing else moves the samples within a frame, over about 10 s of rest
+    NOISE_TAU_S = 10.0
 
     def __init__(self):
         self.gravity: list[float] | None = None
@@ -85,13 +89,23 @@ class MotionTracker:
         self._cos_flip_on = math.cos(math.radians(self.FLIP_ON_DEG))
         self._cos_flip_off = math.cos(math.radians(self.FLIP_OFF_DEG))
         self._rejected_frames = 0
+        self._a_noise = ema_alpha(self.NOISE_TAU_S)
+        self._noise_sq: float | None = None
+
+    @property
+    def accel_noise(self) -> float:
+        """How far a frame's mean acceleration may be off from the sensor's noise (g RMS per
+        axis), as learnt at rest; 0 until the pod has been still (none is assumed)."""
+        return math.sqrt(self._noise_sq) if self._noise_sq is not None else 0.0
 
     @property
     def still(self) -> bool:
         return self.still_frames > 0
 
-    def update(self, accel: tuple, gyro: tuple | None, loaded: bool = False) -> None:
-        """One frame. ``loaded``: the roller is squeezed onto the leg (from the force)."""
+    def update(self, accel: tuple, gyro: tuple | None, loaded: bool = False, accel_noise: float = 0.0) -> None:
+        """One frame. ``loaded``: the roller is squeezed onto the leg (from the force);
+        ``accel_noise``: how far the frame's mean acceleration may be off from the samples'
+        spread (g, framing.Frame.accel_noise)."""
         g = self.gravity
         if g is None:
             self.gravity = list(accel)
@@ -115,7 +129,14 @@ class MotionTracker:
                 self._learn_bias()
             if self.reference is None:
                 self.reference = list(self.gravity)
+            self._learn_noise(accel_noise)
         self._update_flip()
+
+    def _learn_noise(self, accel_noise: float) -> None:
+        if self._noise_sq is None:
+            self._noise_sq = accel_noise * accel_noise
+        else:
+            self._noise_sq += self._a_noise * (accel_noise * accel_noise - self._noise_sq)
 
     def _trust(self, accel: tuple) -> bool:
         """Whether the accelerometer may correct gravity in this frame."""

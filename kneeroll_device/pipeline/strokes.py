@@ -27,9 +27,12 @@ never followed by the way back, is a slide to another spot.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..samples import StrokeEvent
 from .framing import FRAME_S
@@ -98,7 +101,9 @@ REACH_M = 0.03
 # turned in the hands, whatever the pod's acceleration: the tilt follows the hands there
 TWIST_RAD_PER_M = 10.0
 TWISTS_SHOWN = 2  # two ways that turned in place (a twist out and back) in the window: twisting
-MIN_HALF_S = 0.3  # the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn is a jolt
+# the fastest rolling (60 a minute) takes 0.5 s a way: a quicker turn that did not take the
+# pod a stroke's length (REACH_M) is a jolt
+MIN_HALF_S = 0.3
 ROLLING_HALVES_KEPT = math.ceil(RHYTHM_WINDOW_S / MIN_HALF_S)  # the most ways the rhythm's window can hold
 MAX_GAP_S = 4.0  # the way back starts within this long of the way out (a pause at the far end)
 # a bout of rolling has ended when no stroke ended for this long: the slowest rolling (10 a
@@ -119,6 +124,7 @@ class HalfStroke:
     travel: float  # the largest acceleration level on the way, m/s^2 RMS
     force_mean: float  # N, NaN without force data
     reach: float = 0.0  # m: how far the pod moved on the way (the acceleration integrated twice)
+    noise_reach: float = 0.0  # m: how far the sensor's noise alone could read it to have moved (see noise_reach)
     turned: float = math.nan  # rad: how far the frame turned on the way (the tilt's half-strokes only)
 
     @property
@@ -135,6 +141,8 @@ class HalfStroke:
         while the pod stays put; and a way whose turning points the signal placed off the
         pod's own, as a jolt or a tilt lagging the roller does, reads its reach short, to
         about half.)"""
+        if self.reach <= self.noise_reach:
+            return False  # the sensor's noise, integrated twice over a long way, reads that far
         return self.reach >= REACH_M or self.travel >= TRAVEL_MS2 and self.reach >= REACH_M / 2
 
     @property
@@ -155,28 +163,36 @@ class _Since:
     turn is confirmed."""
 
     def __init__(self, angles: bool = False):
-        self.frames: list[tuple[float, float, float, tuple]] = []  # (t, travel level, force, acceleration)
+        # (t, travel level, force, acceleration, the acceleration's noise squared)
+        self.frames: list[tuple[float, float, float, tuple, float]] = []
         self.at_extreme = 0
         self.angles = angles
 
-    def add(self, t: float, travel: float, force: float, moving: tuple[float, float, float],
+    def add(self, t: float, travel: float, force: float, moving: tuple[float, float, float], noise_sq: float,
             extreme_moved: bool) -> None:
-        self.frames.append((t, travel, force, moving))
+        self.frames.append((t, travel, force, moving, noise_sq))
         if extreme_moved:
             self.at_extreme = len(self.frames)
 
-    def split(self, turn: Turn) -> HalfStroke | None:
+    def split(self, turn: Turn, hold_t: float) -> HalfStroke | None:
         """The half-stroke that ended at the turn, or None if the signal never got further
-        than where the last one ended (a flicker back and forth, not a movement)."""
+        than where the last one ended (a flicker back and forth, not a movement). One on
+        which the hands took hold (at hold_t) began on the leg there: before, the roller
+        was carried to it."""
         if self.at_extreme == 0:
             return None
         mine, self.frames = self.frames[:self.at_extreme], self.frames[self.at_extreme:]
         self.at_extreme = 0
+        start_t = turn.start_t
+        if start_t < hold_t <= turn.t:
+            start_t = hold_t
+            mine = [frame for frame in mine if frame[0] >= hold_t] or mine[-1:]
         forces = [frame[2] for frame in mine if frame[2] == frame[2]]
         return HalfStroke(
-            start_t=turn.start_t, end_t=turn.t, direction=turn.direction,
+            start_t=start_t, end_t=turn.t, direction=turn.direction,
             travel=max((frame[1] for frame in mine), default=0.0),
             reach=reach([frame[3] for frame in mine]),
+            noise_reach=noise_reach(len(mine), math.sqrt(sum(frame[4] for frame in mine) / len(mine))),
             force_mean=sum(forces) / len(forces) if forces else math.nan,
             turned=turn.swing if self.angles else math.nan,
         )
@@ -231,11 +247,12 @@ class _Track:
         pending, self.pending = self.pending, None
         return pending
 
-    def follow(self, t: float, x, travel: float, moving: tuple[float, float, float], force: float) -> HalfStroke | None:
+    def follow(self, t: float, x, travel: float, moving: tuple[float, float, float], noise_sq: float,
+               force: float, hold_t: float) -> HalfStroke | None:
         """One frame of the signal: a half-stroke that ended now, if one did."""
         was_resting = self.turns.direction == 0
         turn, extreme_moved = self.turns.update(t, x)
-        self.since.add(t, travel, force, moving, extreme_moved)
+        self.since.add(t, travel, force, moving, noise_sq, extreme_moved)
         resting = self.turns.direction == 0
         if was_resting and resting:
             self.since.forget_before(t - MAX_HALF_S)  # the longest way that is still rolling
@@ -249,25 +266,29 @@ class _Track:
             self.since.begin(began)
         if turn is None:
             return None
-        half = self.since.split(turn)
+        half = self.since.split(turn, hold_t)
         if not turn.stalled:
             self.since.mark_extreme()  # the movement that began at the turn is furthest now
         return half
 
-    def end_here(self, t: float) -> HalfStroke | None:
+    def end_here(self, t: float, hold_t: float) -> HalfStroke | None:
         turn = self.turns.end_here(t)
-        return None if turn is None else self.since.split(turn)
+        return None if turn is None else self.since.split(turn, hold_t)
 
     def pair(self, half: HalfStroke, hold_t: float) -> tuple[HalfStroke | None, tuple[HalfStroke, HalfStroke] | None]:
         """Takes a half-stroke, and when the hands last took hold: returns a lone half-stroke
         it leaves behind (a slide to another spot) and the two halves of a stroke it
         completes, if any."""
-        if half.end_t - half.start_t < MIN_HALF_S:
+        if half.end_t - half.start_t < MIN_HALF_S and half.reach < REACH_M:
+            # (a way that went a stroke's length is no jolt, however short it seemed: one
+            # that set off from a pause at the far end is timed from when it left the pause)
             self.jolted = True
             return None, None
         jolted, self.jolted = self.jolted, False
         last = self.last
-        if jolted and last is not None and last.direction == half.direction:
+        # (not a way that ended before the hands took hold: that was another movement, the
+        # roller carried or put down, and the jolt was the grip)
+        if jolted and last is not None and last.end_t >= hold_t and last.direction == half.direction:
             # a jolt interrupted one way: the two parts are one half-stroke
             last.end_t, last.travel = half.end_t, max(last.travel, half.travel)
             last.reach += half.reach  # (about: the jolt itself went little way)
@@ -395,10 +416,11 @@ class StrokeCounter:
 
     def update(self, t: float, tilt: tuple[float, float, float], accel: tuple[float, float, float],
                rate: tuple[float, float, float] | None, force: float,
-               last_rep_t: float = -math.inf) -> StrokeEvent | None:
+               last_rep_t: float = -math.inf, accel_noise: float = 0.0) -> StrokeEvent | None:
         """One frame: gravity's direction in the pod's frame (unit vector), the accelerometer
         (g), the gyro's rate less its bias (deg/s, None without a gyro), the squeeze (N,
-        NaN without force data) and when the newest rep peaked."""
+        NaN without force data), when the newest rep peaked and how far the frame's mean
+        acceleration may be off from the sensor's noise (g RMS per axis, MotionTracker.accel_noise)."""
         if last_rep_t > self._rep_t:
             # a rep is counted only on a roller held still: the bout of rolling is over
             self._rep_t = last_rep_t
@@ -428,11 +450,14 @@ class StrokeCounter:
             # pause at the far end): the tilt carries on, as a bout of its own, since its
             # count of the bout so far holds the twist's turns
             self._new_bout(t)
-        travel, moving = self.travel, self.moving
+        travel, moving, noise_sq = self.travel, self.moving, (accel_noise * G) ** 2
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
-            half = track.end_here(t) if let_go else track.follow(t, x, travel, moving, force)
+            if let_go:
+                half = track.end_here(t, self._hold_t)
+            else:
+                half = track.follow(t, x, travel, moving, noise_sq, force, self._hold_t)
             if half is None:
                 continue
             lone, stroke = track.pair(half, self._hold_t)
@@ -617,6 +642,39 @@ def reach(accelerations: list) -> float:
         if here > furthest:
             furthest = here
     return math.sqrt(furthest) * FRAME_S * FRAME_S
+
+
+# The reach white noise reads is a sum of many independent frames, so nearly Gaussian along
+# each axis: four standard deviations of it at the way's worst frame (a way of noise alone
+# reads further about once in a thousand, over 2-4 s ways)
+NOISE_SDS = 4.0
+# noise older than this has left the acceleration's 1 s memory: exp(-5)
+NOISE_MEMORY_FRAMES = round(5 * TRAVEL_MEMORY_S / FRAME_S)
+
+
+def noise_reach(frames: int, noise: float) -> float:
+    """How far a way of that many frames reads the pod to have moved (m) from the sensor's
+    noise alone: the frames' mean accelerations off by ``noise`` (m/s^2 RMS per axis, white),
+    through the acceleration's memory and reach(). Twice the frames (at half the rate the
+    noise of a frame's mean is sqrt(2) times larger) and the reach of noise grows about
+    2.5 times: over the 3-6 s ways of the slowest strokes it is centimetres."""
+    return NOISE_SDS * noise * _unit_noise_reach(frames) if noise > 0.0 and frames >= 2 else 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_noise_reach(frames: int) -> float:
+    """The standard deviation, along one axis at the worst frame, of reach()'s position for
+    frames of white noise of 1 m/s^2, fed through the moving acceleration's high-pass."""
+    total = frames + NOISE_MEMORY_FRAMES + 1
+    keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
+    # each frame's change of acceleration, summed with the memory's decay (StrokeCounter._follow_travel)
+    changes = np.diff(np.eye(total), axis=0)
+    decay = keep ** np.subtract.outer(np.arange(total - 1), np.arange(total - 1)).clip(min=0)
+    moving = (np.tril(decay) @ changes)[-frames:]
+    speeds = np.cumsum(moving, axis=0)
+    speeds -= (np.arange(1, frames + 1) / frames)[:, None] * speeds[-1]
+    positions = np.cumsum(speeds, axis=0) * FRAME_S * FRAME_S
+    return float(np.sqrt((positions * positions).sum(axis=1)).max())
 
 
 def _length_cm(travel_rms: float, duration: float) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from kneeroll_device.pipeline.motion import MotionTracker
 
@@ -48,3 +49,12 @@ def test_stillness_does_not_depend_on_how_the_pod_is_mounted():
 def test_a_pod_at_rest_is_still_and_a_wide_wobble_is_not():
     assert still_frames(wobble(60, 0.0), np.eye(3))[-1]
     assert not any(still_frames(wobble(60, 0.2), np.eye(3)))
+
+
+def test_the_sensors_noise_is_learnt_at_rest_and_not_before():
+    tracker = MotionTracker()
+    tracker.update((0.3, 0.0, 0.95), (40.0, 0.0, 0.0), accel_noise=0.02)  # a pod on the move
+    assert tracker.accel_noise == 0.0
+    for _ in range(300):  # 30 s at rest, its frames' means off by 1.3 mg
+        tracker.update((0.0, 0.0, 1.0), (0.5, -0.2, 0.1), accel_noise=0.0013)
+    assert tracker.accel_noise == pytest.approx(0.0013, rel=0.01)

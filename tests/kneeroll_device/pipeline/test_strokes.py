@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kneeroll_device.pipeline.framing import FRAME_S
-from kneeroll_device.pipeline.strokes import STROKE_SPACING_S, G, HalfStroke, StrokeCounter, reach
+from kneeroll_device.pipeline.strokes import REACH_M, STROKE_SPACING_S, G, HalfStroke, StrokeCounter, noise_reach, reach
 
 PERIOD_S = 2.0
 LENGTH_M = 0.15
@@ -223,6 +223,29 @@ def taking_hold() -> list:
     return frames
 
 
+def brought_to_the_leg(strokes: int, carry_s: float = 5.5, tilt_deg: float = 20.0) -> list:
+    """Frames of a roller without a force sensor, lying tilted 20 degrees, brought to the leg
+    over 5.5 s (turning steadily back to level), then rolled at once: ``strokes`` strokes."""
+    rolled = rolling(strokes, force=False)
+    frames = []
+    for k in range(int(round((1.0 + carry_s) / FRAME_S))):
+        t = k * FRAME_S
+        pitch = math.radians(tilt_deg) * (1.0 - max(t - 1.0, 0.0) / carry_s)
+        down = (-math.sin(pitch), 0.0, math.cos(pitch))
+        rate = (0.0, -tilt_deg / carry_s if t >= 1.0 else 0.0, 0.0)
+        frames.append((t, down, down, rate, math.nan))
+    start = frames[-1][0] + FRAME_S
+    return frames + [(start + t - 2.0, tilt, accel, rate, force) for t, tilt, accel, rate, force in rolled if t >= 2.0]
+
+
+@pytest.mark.parametrize("strokes", [6, 7, 8])
+def test_a_first_way_that_went_a_strokes_length_is_no_jolt_however_short_it_seemed(strokes):
+    # the carry's wide turn widens the tilt's hysteresis for a few strokes: the first stroke
+    # ends in a pause (a stall) and the next way out is seen to leave it only near its far
+    # end, so it seems to take a tenth of a second. It went 13 cm: a way, not a jolt
+    assert len(count(brought_to_the_leg(strokes))[1]) == strokes
+
+
 def test_taking_hold_and_settling_is_not_a_stroke():
     # the pod travels as the hands put the roller on the leg; the pads settle back slowly,
     # without travelling: that is a grip taken (for a rep), not a stroke
@@ -304,6 +327,25 @@ def test_a_way_travelled_if_the_pod_went_a_strokes_length_or_accelerated_and_wen
     assert way(travel=0.3, reach_m=0.02).travelled  # quick, its reach read short
     # the acceleration lingering after the grip while the pod stays put: not a way along the leg
     assert not way(travel=0.11, reach_m=0.004).travelled
+
+
+def test_the_reach_noise_alone_reads_grows_with_the_ways_length_and_the_noise():
+    # a frame's mean acceleration off by 0.012 m/s^2 (an MPU-6050 at 100 Hz): a 1 s way reads
+    # millimetres of noise, a 6 s way (the slowest strokes') centimetres; at half the rate the
+    # noise of a frame's mean, and so the reach it reads, is sqrt(2) times larger
+    at_100_hz = 0.004 * G / math.sqrt(10)
+    assert noise_reach(10, at_100_hz) < 0.005 < REACH_M < noise_reach(60, at_100_hz) < 0.05
+    assert noise_reach(30, at_100_hz * math.sqrt(2)) == pytest.approx(math.sqrt(2) * noise_reach(30, at_100_hz))
+    assert noise_reach(30, 0.0) == 0.0  # no noise known: none assumed
+
+
+def test_a_way_is_not_travel_if_the_sensors_noise_alone_reads_as_far():
+    def way(reach_m: float, noise_m: float) -> HalfStroke:
+        return HalfStroke(start_t=0.0, end_t=4.0, direction=1, travel=0.03, force_mean=80.0, reach=reach_m,
+                          noise_reach=noise_m)
+
+    assert way(0.035, 0.01).travelled
+    assert not way(0.035, 0.04).travelled  # a held roller's 4 s way at a noisy rate
 
 
 def test_a_long_rest_keeps_memory_bounded():

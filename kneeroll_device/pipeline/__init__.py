@@ -145,6 +145,10 @@ class Pipeline:
             motion.update(frame.accel, frame.gyro, loaded, frame.accel_noise)
         force = self.zero.apply(frame.force, motion.still_frames)
         stroke = None
+        # a rep is judged on the strokes confirmed before this frame: a stroke confirmed on the
+        # same frame (a way made of the rep's own tilt) does not take back the rep whose rise
+        # and fall came first
+        ended_before = self.strokes.last_end_t
         if frame.accel is not None and motion.gravity is not None:
             rate = motion.rate(frame.gyro) if frame.gyro is not None else None
             stroke = self.strokes.update(t, motion.tilt(), frame.accel, rate, force, self.reps.last_t,
@@ -154,7 +158,7 @@ class Pipeline:
             if self.strokes.take_moved() is not None:
                 # a lone half-stroke: the roller slid to another spot (a new trigger point)
                 batch.repositions.append(RepositionEvent(t=t, distance_cm=math.nan))
-        rep = self.reps.update(t, force, self.strokes.travel, self.strokes.last_end_t, self.strokes.moving)
+        rep = self.reps.update(t, force, self.strokes.travel, ended_before, self.strokes.moving)
         if rep is not None:
             batch.reps.append(rep)
         # from where the last stroke's movement ended, not from when it was told (its end is

@@ -37,7 +37,7 @@ import numpy as np
 from ..samples import StrokeEvent
 from .framing import FRAME_S
 from .motion import ema_alpha, seen_after_turn
-from .turning import PathTurns, Turn, TurningPoints
+from .turning import PathTurns, QuickTurn, Turn, TurningPoints
 
 G = 9.80665
 GRIP_N = 10.0  # below this squeeze the pads are not pressed on the leg: a roller at rest reads 0-3 N
@@ -86,6 +86,11 @@ STROKE_SPACING_S = 0.7
 # wobble within a stroke: people keep a cadence within a fifth or so within a set
 WOBBLE_SHARE = 0.5
 TURN_SHARE = 0.5  # a turning point is confirmed once the signal came back half the recent swing ...
+# ... or 0.3 of it, coming back at 0.6 of the pace the recent ways reached at their quickest
+# (turning.QuickTurn): a smooth stroke comes back 0.3 of its swing a fifth of its period
+# after the turn (instead of a quarter) and at 0.9 of its top pace by then, a roller that
+# hesitates within a way comes back slowly if at all
+QUICK_TURN = QuickTurn(share=0.3, speed=0.6)
 STALL_S = 0.8  # ... or stayed at it this long: the stroke ended at rest
 # A movement travelled, whatever its acceleration, if the pod went at least this far: the
 # shortest stroke people roll (the 3-30 cm the product is built for). A slow stroke hardly
@@ -374,8 +379,8 @@ class _Track:
 
 class StrokeCounter:
     def __init__(self):
-        self._tilt = _Track(PathTurns(TILT_FLOOR_RAD, TURN_SHARE, STALL_S))
-        self._squeeze = _Track(TurningPoints(SQUEEZE_FLOOR_N, TURN_SHARE, STALL_S), grip_shows=True)
+        self._tilt = _Track(PathTurns(TILT_FLOOR_RAD, TURN_SHARE, STALL_S, QUICK_TURN))
+        self._squeeze = _Track(TurningPoints(SQUEEZE_FLOOR_N, TURN_SHARE, STALL_S, QUICK_TURN), grip_shows=True)
         self._counted = self._tilt
         self._recent_force: deque[float] = deque(maxlen=3)
         self._recent_tilt: deque[tuple[float, float, float]] = deque(maxlen=TURNED_FRAMES)

@@ -11,7 +11,9 @@ ended there: the last stroke of a bout ends at rest).
 below a floor set by the sensor's noise, so the count does not depend on the
 signal's scale: a 3 cm stroke on a straight thigh and a 30 cm one on a tapered
 thigh, a 20 N squeeze and a 200 N one. An offset or a slow drift does not matter
-either, since only the distance back from the furthest point does.
+either, since only the distance back from the furthest point does. A follower may
+also confirm a turn at a smaller share when the signal comes back at the pace the
+recent movements went (QuickTurn): a reversal, not a wobble.
 """
 
 from __future__ import annotations
@@ -50,19 +52,35 @@ class Turn:
     stalled: bool  # confirmed by stopping there rather than by coming back
 
 
+@dataclass(frozen=True)
+class QuickTurn:
+    """A turn confirmed sooner when the signal comes back quickly: once it has come back
+    ``share`` of the recent swing, if in its latest frame it moved at least ``speed`` times
+    as fast as the recent movements did in their quickest frame (the median of the last
+    five). A movement reversed comes back at the pace it went; a wobble or a hesitation
+    within a movement comes back slowly, and waits for the whole hysteresis."""
+
+    share: float
+    speed: float
+
+
 class _Hysteresis:
     """What both followers share: the hysteresis, a share of the recent swing (which fades)
-    above a noise floor, and the stall that ends a movement at rest. The swing is learnt as
-    a running mean here; PathTurns learns it as a median."""
+    above a noise floor, the quick turn (if given), and the stall that ends a movement at
+    rest. The swing is learnt as a running mean here; PathTurns learns it as a median."""
 
-    def __init__(self, floor: float, share: float, stall_s: float = math.inf):
+    def __init__(self, floor: float, share: float, stall_s: float = math.inf, quick: QuickTurn | None = None):
         self.floor = floor  # the smallest hysteresis: above the signal's noise
         self.share = share  # of the recent swing
         self.stall_s = stall_s
+        self.quick = quick
         self.restart()
 
     def _forget(self) -> None:
         self.forget_swing()
+        self._paces: deque[float] = deque(maxlen=SWING_TURNS)  # the recent movements' quickest frames
+        self._pace = 0.0  # the quickest frame of the movement under way (how far it went in it)
+        self._back = 0.0  # how far the signal had come back from the furthest point a frame ago
         self._near_since: float | None = None
         self._t: float | None = None
         self._rest_t = -math.inf  # the last time the signal was near its resting point
@@ -89,6 +107,26 @@ class _Hysteresis:
         if self._near_since is None:
             self._near_since = t
         return t - self._near_since >= self.stall_s
+
+    def _went_on(self, step: float) -> None:
+        """The movement under way went ``step`` further in this frame."""
+        self._pace = max(self._pace, step)
+        self._back = 0.0
+
+    def _comes_back(self, back: float) -> bool:
+        """Whether the signal, ``back`` from its furthest point, has come back past the
+        hysteresis, or past the quick turn's share at its pace."""
+        step, self._back = back - self._back, back
+        if back > self.h:
+            return True
+        quick, paces = self.quick, self._paces
+        if quick is None or len(paces) < 2 or back <= max(self.floor, quick.share * self.swing):
+            return False  # (two movements' paces at least: one may have been a grab)
+        return step >= quick.speed * sorted(paces)[(len(paces) - 1) // 2]
+
+    def _movement_ended(self) -> None:
+        self._paces.append(self._pace)
+        self._pace = self._back = 0.0
 
     def _learn(self, swing: float) -> None:
         cap = OUTLIER * max(self.swing, 2.0 * self.floor)
@@ -127,10 +165,11 @@ class TurningPoints(_Hysteresis):
             self.extreme, self.extreme_t, self._near_since = y, t, None
             return None, True
         if self.direction * (y - self.extreme) > 0:
+            self._went_on(self.direction * (y - self.extreme))
             self.extreme, self.extreme_t, self._near_since = y, t, None
             return None, True
         back = self.direction * (self.extreme - y)
-        if back > self.h:
+        if self._comes_back(back):
             return self._turn(t, y, stalled=False), False
         if self._stalls(t, back):
             return self._turn(t, y, stalled=True), False
@@ -148,6 +187,7 @@ class TurningPoints(_Hysteresis):
         return self._turn(t, self.extreme, stalled=True)
 
     def _turn(self, t: float, y: float, stalled: bool) -> Turn:
+        self._movement_ended()
         swing = abs(self.extreme - self.previous)
         turn = Turn(self.extreme_t, self.previous_t, self.extreme, swing, self.direction, stalled)
         self._learn(swing)
@@ -226,10 +266,11 @@ class PathTurns(_Hysteresis):
             self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
             return None, True
         if d > self.reach:
+            self._went_on(d - self.reach)
             self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
             return None, True
         back = _distance(x, self.extreme)
-        if back > self.h and self.reach - d > 0.5 * self.h:
+        if self._comes_back(back) and self.reach - d > 0.5 * self.h:
             return self._turn(t, x, stalled=False), False
         if self._stalls(t, back):
             return self._turn(t, x, stalled=True), False
@@ -247,6 +288,7 @@ class PathTurns(_Hysteresis):
         return self._turn(t, self.extreme, stalled=True)
 
     def _turn(self, t: float, x: tuple[float, float, float], stalled: bool) -> Turn:
+        self._movement_ended()
         a, e = self.anchor, self.extreme
         heading = (e[0] - a[0], e[1] - a[1], e[2] - a[2])
         same_way = heading[0] * self.heading[0] + heading[1] * self.heading[1] + heading[2] * self.heading[2] > 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kneeroll_device.pipeline.framing import FRAME_S
-from kneeroll_device.pipeline.turning import PathTurns, TurningPoints
+from kneeroll_device.pipeline.turning import PathTurns, QuickTurn, TurningPoints
 
 
 def turns_of(signal, detector) -> list:
@@ -87,3 +87,42 @@ def test_one_wild_movement_does_not_deafen_the_path_to_the_next_ones():
     after = [t for t in turns if t.t > (len(strokes) + len(grab)) * FRAME_S]
     assert len(after) == 6
     assert detector.swing == pytest.approx(0.05, rel=0.1)
+
+
+
+QUICK = QuickTurn(share=0.3, speed=0.6)
+
+
+def lags(signal, detector) -> list[float]:
+    """How long after each turn it was confirmed (s)."""
+    out = []
+    for k, x in enumerate(signal):
+        turn, _ = detector.update(k * FRAME_S, (x, 0.0, 0.0) if isinstance(detector, PathTurns) else x)
+        if turn is not None:
+            out.append(k * FRAME_S - turn.t)
+    return out
+
+
+@pytest.mark.parametrize("follower", [TurningPoints, PathTurns])
+def test_a_movement_reversed_at_its_pace_is_a_turn_a_fifth_of_a_stroke_after_it(follower):
+    # smooth strokes of 2 s: half the swing back is 0.5 s after the turn; coming back at its
+    # pace, 0.3 of the swing is 0.37 s after it, and the frame that passes it confirms it
+    signal = back_and_forth(6, 2.0, 0.05)
+    plain, quick = lags(signal, follower(0.01, 0.5, 0.8)), lags(signal, follower(0.01, 0.5, 0.8, QUICK))
+    assert len(quick) == len(plain) == 12
+    # (the first movements teach the swing and the pace; the last one ends at rest)
+    assert all(p >= 0.5 - 1e-9 and q == pytest.approx(0.4) for p, q in zip(plain[6:-1], quick[6:-1]))
+
+
+def test_a_hesitation_that_comes_back_slowly_waits_for_the_whole_hysteresis():
+    # strokes of 2 s, then on the way out a slip back of 0.35 of the swing in 0.6 s (at 0.4
+    # of the strokes' pace) before it goes on to the far end: not a turn
+    strokes = back_and_forth(4, 2.0, 1.0)[:80]
+    t = np.arange(8.0, 16.0, FRAME_S)
+    slipping = list(np.interp(t, [8.0, 9.0, 9.6, 10.6, 12.6, 16.0], [0.0, 0.6, 0.25, 1.0, 0.0, 0.0]))
+    for follower in (PathTurns(0.1, 0.5, 0.8, QUICK), PathTurns(0.1, 0.5, 0.8)):
+        turns = turns_of([(x, 0.0, 0.0) for x in strokes + slipping], follower)
+        assert [turn.t for turn in turns[-3:]] == pytest.approx([8.0, 10.6, 12.6], abs=0.15)  # out to 10.6 s, and back
+    # were any pace quick enough, the slip would be a turn
+    turns = turns_of([(x, 0.0, 0.0) for x in strokes + slipping], PathTurns(0.1, 0.5, 0.8, QuickTurn(0.3, 0.2)))
+    assert 9.0 in [round(turn.t, 1) for turn in turns]

@@ -655,6 +655,7 @@ def reach(accelerations: list) -> float:
 NOISE_SDS = 4.0
 # noise older than this has left the acceleration's 1 s memory: exp(-5)
 NOISE_MEMORY_FRAMES = round(5 * TRAVEL_MEMORY_S / FRAME_S)
+LONGEST_WAY_FRAMES = round(MAX_HALF_S / FRAME_S)
 
 
 def noise_reach(frames: int, noise: float) -> float:
@@ -663,10 +664,14 @@ def noise_reach(frames: int, noise: float) -> float:
     through the acceleration's memory and reach(). Twice the frames (at half the rate the
     noise of a frame's mean is sqrt(2) times larger) and the reach of noise grows about
     2.5 times: over the 3-6 s ways of the slowest strokes it is centimetres."""
-    return NOISE_SDS * noise * _unit_noise_reach(frames) if noise > 0.0 and frames >= 2 else 0.0
+    if noise <= 0.0 or frames < 2:
+        return 0.0
+    # (a way longer than the slowest rolling's is no stroke's, whatever its reach: the
+    # longest rolling way's noise is as far as it needs working out, in memory and time)
+    return NOISE_SDS * noise * _unit_noise_reach(min(frames, LONGEST_WAY_FRAMES))
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=LONGEST_WAY_FRAMES)
 def _unit_noise_reach(frames: int) -> float:
     """The standard deviation, along one axis at the worst frame, of reach()'s position for
     frames of white noise of 1 m/s^2, fed through the moving acceleration's high-pass."""

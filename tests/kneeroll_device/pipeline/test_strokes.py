@@ -337,6 +337,8 @@ def test_the_reach_noise_alone_reads_grows_with_the_ways_length_and_the_noise():
     assert noise_reach(10, at_100_hz) < 0.005 < REACH_M < noise_reach(60, at_100_hz) < 0.05
     assert noise_reach(30, at_100_hz * math.sqrt(2)) == pytest.approx(math.sqrt(2) * noise_reach(30, at_100_hz))
     assert noise_reach(30, 0.0) == 0.0  # no noise known: none assumed
+    # a way longer than any rolling (an hour of drift) is worked out no further than the longest
+    assert noise_reach(36000, at_100_hz) == noise_reach(60, at_100_hz)
 
 
 def test_a_way_is_not_travel_if_the_sensors_noise_alone_reads_as_far():

@@ -110,7 +110,8 @@ class _Hysteresis:
 
     def _went_on(self, step: float) -> None:
         """The movement under way went ``step`` further in this frame."""
-        self._pace = max(self._pace, step)
+        if step > self._pace:
+            self._pace = step
         self._back = 0.0
 
     def _comes_back(self, back: float) -> bool:

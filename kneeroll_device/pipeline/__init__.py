@@ -158,7 +158,7 @@ class Pipeline:
             if self.strokes.take_moved() is not None:
                 # a lone half-stroke: the roller slid to another spot (a new trigger point)
                 batch.repositions.append(RepositionEvent(t=t, distance_cm=math.nan))
-        rep = self.reps.update(t, force, self.strokes.travel, ended_before, self.strokes.moving)
+        rep = self.reps.update(t, force, self.strokes.travel, ended_before, self.strokes.moving, motion.accel_noise)
         if rep is not None:
             batch.reps.append(rep)
         # from where the last stroke's movement ended, not from when it was told (its end is

@@ -20,7 +20,7 @@ from collections import deque
 
 from ..samples import RepEvent
 from .framing import FRAME_S
-from .strokes import GRIP_N, REACH_M, TRAVEL_MS2, reach
+from .strokes import GRIP_N, REACH_M, TRAVEL_MS2, G, noise_reach, reach
 from .turning import Turn, TurningPoints
 
 FORCE_FLOOR_N = 2.0  # the smallest swing followed: a load cell's noise over a frame is 0.3-1 N
@@ -52,10 +52,12 @@ class RepCounter:
         self.last_t = -math.inf  # when the newest rep peaked
 
     def update(self, t: float, force: float, travel: float, last_stroke_end_t: float = -math.inf,
-               moving: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RepEvent | None:
+               moving: tuple[float, float, float] = (0.0, 0.0, 0.0), accel_noise: float = 0.0) -> RepEvent | None:
         """One frame: the squeeze (N, NaN without force data), the pod's acceleration level
-        (m/s^2 RMS, strokes.StrokeCounter.travel), when the last stroke's movement ended and
-        the pod's own acceleration now (m/s^2, strokes.StrokeCounter.moving)."""
+        (m/s^2 RMS, strokes.StrokeCounter.travel), when the last stroke's movement ended,
+        the pod's own acceleration now (m/s^2, strokes.StrokeCounter.moving) and how far a
+        frame's mean acceleration may be off from the sensor's noise (g RMS per axis,
+        motion.MotionTracker.accel_noise)."""
         if force != force:
             return None
         recent = self._recent
@@ -73,7 +75,7 @@ class RepCounter:
         rise, self._rise = self._rise, []
         if turn.direction < 0:
             return None  # a trough: the next rise starts here
-        found = self._base(turn, rise, last_stroke_end_t, self._recently)
+        found = self._base(turn, rise, last_stroke_end_t, self._recently, accel_noise * G)
         if found is None:
             return None
         base, began_t = found
@@ -103,7 +105,7 @@ class RepCounter:
 
     @staticmethod
     def _base(turn: Turn, rise: list[tuple[float, bool, float, float]], last_stroke_end_t: float,
-              recently: deque[tuple[float, float, tuple]]) -> tuple[float, float] | None:
+              recently: deque[tuple[float, float, tuple]], noise: float) -> tuple[float, float] | None:
         """The squeeze the rep rose from and when its rise began (_rise_began), if the rise
         is one: the last squeeze held steady far enough below the peak (or the trough), with
         the roller staying put over the rise (its acceleration level down at a rep's at some
@@ -117,7 +119,10 @@ class RepCounter:
             return level >= GRIP_N and peak - level >= max(REP_MIN_N, REP_MIN_SHARE * level)
 
         def stayed_put(since: float) -> bool:
-            return reach([m for t, _, m in recently if t >= since]) < REACH_M
+            # (less than a stroke's length, or no further than the sensor's noise alone reads
+            # over that long, as a way of the strokes' travelled only beyond it)
+            moving = [m for t, _, m in recently if t >= since]
+            return reach(moving) < max(REACH_M, noise_reach(len(moving), noise))
 
         calmest = math.inf  # the pod's lowest acceleration level from the base on
         for i in range(len(rise) - 1, -1, -1):

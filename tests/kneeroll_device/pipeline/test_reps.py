@@ -216,3 +216,28 @@ def test_a_rep_held_at_its_top_counts_once_the_leg_relaxes():
                        (1.5, lambda _: 90.0), (1.0, lambda s: 90.0 - 30.0 * s), (2.0, lambda _: 60.0))
     (rep,) = count(frames)
     assert rep.peak_force_n == pytest.approx(90.0) and top_s < rep.reported_t < top_s + 0.5
+
+
+def test_a_rep_counts_when_the_pods_reach_over_it_is_no_more_than_the_sensors_noise_reads():
+    # a slow rep (2.4 s up) on a noisy pod: its frames' accelerations, noise alone, read as
+    # 6.5 cm of reach over the rise. With the noise known the pod stayed put; a pod that
+    # really went that far (its frames' noise an eighth as large) was rolling
+    frames = frames_of((2.0, lambda _: 60.0), (2.4, lambda s: 60.0 + 15.0 * (1 - math.cos(math.pi * s / 2.4))),
+                       (2.4, lambda s: 90.0 - 15.0 * (1 - math.cos(math.pi * s / 2.4))), (2.0, lambda _: 60.0))
+    # the pod's own acceleration as strokes.StrokeCounter.moving has it: the frames' noise
+    # (0.08 m/s^2 a frame), its changes summed with the 1 s memory
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0.0, 0.08, (len(frames) + 1, 3))
+    keep, moving, drift = math.exp(-FRAME_S / 1.0), np.zeros(3), {}
+    for (t, _), now, before in zip(frames, noise[1:], noise[:-1]):
+        moving = keep * moving + now - before
+        drift[round(t, 3)] = tuple(moving)
+
+    def reps_with(noise_g: float) -> int:
+        counter, found = RepCounter(), 0
+        for t, force in frames:
+            found += counter.update(t, force, 0.03, -math.inf, drift[round(t, 3)], noise_g) is not None
+        return found
+
+    assert reps_with(0.08 / 9.80665) == 1
+    assert reps_with(0.01 / 9.80665) == 0

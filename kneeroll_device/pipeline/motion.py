@@ -133,6 +133,8 @@ class MotionTracker:
         self._update_flip()
 
     def _learn_noise(self, accel_noise: float) -> None:
+        if accel_noise <= 0.0:
+            return  # a frame of one sample: its noise is unknown, not nothing
         if self._noise_sq is None:
             self._noise_sq = accel_noise * accel_noise
         else:

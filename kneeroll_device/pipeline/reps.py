@@ -93,7 +93,9 @@ class RepCounter:
         """The squeeze moved again after resting at a peak: the peak was a rep if it fell,
         and if no stroke found since then ended during its rise (the roller travelled)."""
         (turn, base, began_t), self._held = self._held, None
-        if self.turns.direction > 0 or last_stroke_end_t >= began_t:
+        if self.turns.direction > 0 or last_stroke_end_t >= began_t or t - turn.t > REP_RISE_MAX_S:
+            # (a squeeze that stayed at its peak longer than a contraction takes to rise is
+            # a holding level, whatever came after it: a rest, or a gap in the force data)
             return None
         return self._rep(t, turn, base, began_t)
 

@@ -129,7 +129,8 @@ class HalfStroke:
     travel: float  # the largest acceleration level on the way, m/s^2 RMS
     force_mean: float  # N, NaN without force data
     reach: float = 0.0  # m: how far the pod moved on the way (the acceleration integrated twice)
-    noise_reach: float = 0.0  # m: how far the sensor's noise alone could read it to have moved (see noise_reach)
+    frames: int = 0  # how many frames the way's reach was measured over
+    noise: float = 0.0  # m/s^2 RMS per axis: how far those frames' mean accelerations may be off
     turned: float = math.nan  # rad: how far the frame turned on the way (the tilt's half-strokes only)
 
     @property
@@ -149,6 +150,11 @@ class HalfStroke:
         if self.reach <= self.noise_reach:
             return False  # the sensor's noise, integrated twice over a long way, reads that far
         return self.reach >= REACH_M or self.travel >= TRAVEL_MS2 and self.reach >= REACH_M / 2
+
+    @property
+    def noise_reach(self) -> float:
+        """How far the sensor's noise alone could read the pod to have moved on the way (m)."""
+        return noise_reach(self.frames, self.noise)
 
     @property
     def twisted(self) -> bool:
@@ -197,7 +203,7 @@ class _Since:
             start_t=start_t, end_t=turn.t, direction=turn.direction,
             travel=max((frame[1] for frame in mine), default=0.0),
             reach=reach([frame[3] for frame in mine]),
-            noise_reach=noise_reach(len(mine), math.sqrt(sum(frame[4] for frame in mine) / len(mine))),
+            frames=len(mine), noise=math.sqrt(sum(frame[4] for frame in mine) / len(mine)),
             force_mean=sum(forces) / len(forces) if forces else math.nan,
             turned=turn.swing if self.angles else math.nan,
         )
@@ -298,6 +304,9 @@ class _Track:
             last.end_t, last.travel = half.end_t, max(last.travel, half.travel)
             last.reach += half.reach  # (about: the jolt itself went little way)
             last.turned += half.turned
+            frames = last.frames + half.frames  # (the noise over both parts, the frames' mean)
+            last.noise = math.sqrt((last.frames * last.noise ** 2 + half.frames * half.noise ** 2) / max(frames, 1))
+            last.frames = frames
             return None, None
         self.last = half
         pending = self.pending
@@ -656,22 +665,24 @@ NOISE_SDS = 4.0
 # noise older than this has left the acceleration's 1 s memory: exp(-5)
 NOISE_MEMORY_FRAMES = round(5 * TRAVEL_MEMORY_S / FRAME_S)
 LONGEST_WAY_FRAMES = round(MAX_HALF_S / FRAME_S)
+MEMORY_FRAMES = round(TRAVEL_MEMORY_S / FRAME_S)  # a way's reach is measured from up to 1 s before it
 
 
 def noise_reach(frames: int, noise: float) -> float:
     """How far a way of that many frames reads the pod to have moved (m) from the sensor's
     noise alone: the frames' mean accelerations off by ``noise`` (m/s^2 RMS per axis, white),
-    through the acceleration's memory and reach(). Twice the frames (at half the rate the
-    noise of a frame's mean is sqrt(2) times larger) and the reach of noise grows about
-    2.5 times: over the 3-6 s ways of the slowest strokes it is centimetres."""
+    through the acceleration's memory and reach(). A way twice as long reads 2.3-2.7 times
+    as far, and over the 3-6 s ways of the slowest strokes it is centimetres; it grows with
+    the noise of a frame's mean, which a slower IMU (fewer samples a frame) makes larger."""
     if noise <= 0.0 or frames < 2:
         return 0.0
     # (a way longer than the slowest rolling's is no stroke's, whatever its reach: the
-    # longest rolling way's noise is as far as it needs working out, in memory and time)
-    return NOISE_SDS * noise * _unit_noise_reach(min(frames, LONGEST_WAY_FRAMES))
+    # longest rolling way's noise, with the second before it that its reach may be
+    # measured from, is as far as it needs working out, in memory and time)
+    return NOISE_SDS * noise * _unit_noise_reach(min(frames, LONGEST_WAY_FRAMES + MEMORY_FRAMES))
 
 
-@functools.lru_cache(maxsize=LONGEST_WAY_FRAMES)
+@functools.lru_cache(maxsize=LONGEST_WAY_FRAMES + MEMORY_FRAMES)
 def _unit_noise_reach(frames: int) -> float:
     """The standard deviation, along one axis at the worst frame, of reach()'s position for
     frames of white noise of 1 m/s^2, fed through the moving acceleration's high-pass."""

@@ -126,7 +126,8 @@ class _Hysteresis:
         return step >= quick.speed * sorted(paces)[(len(paces) - 1) // 2]
 
     def _movement_ended(self) -> None:
-        self._paces.append(self._pace)
+        if self._pace > 0.0:  # (a movement of one frame, stalled there, shows no pace)
+            self._paces.append(self._pace)
         self._pace = self._back = 0.0
 
     def _learn(self, swing: float) -> None:
@@ -163,6 +164,7 @@ class TurningPoints(_Hysteresis):
             # a movement begins from where the signal rested: it left it when it was last near it
             self.previous, self.previous_t = self.extreme, self._rest_t
             self.direction = 1 if y > self.extreme else -1
+            self._went_on(abs(y - self.extreme))
             self.extreme, self.extreme_t, self._near_since = y, t, None
             return None, True
         if self.direction * (y - self.extreme) > 0:
@@ -264,6 +266,7 @@ class PathTurns(_Hysteresis):
                 return None, False
             # a movement begins from where it rested: it left it when it was last near it
             self.moving, self.anchor_t = True, self._rest_t
+            self._went_on(d)
             self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
             return None, True
         if d > self.reach:

@@ -241,3 +241,11 @@ def test_a_rep_counts_when_the_pods_reach_over_it_is_no_more_than_the_sensors_no
 
     assert reps_with(0.08 / 9.80665) == 1
     assert reps_with(0.01 / 9.80665) == 0
+
+
+def test_a_peak_held_longer_than_a_contraction_rises_is_a_holding_level_not_a_rep():
+    # pressed from 60 to 90 N, then the force data stops for a minute (the link dropped) and
+    # comes back lower: no rep told a minute later
+    frames = frames_of((1.0, lambda s: 60.0 * s), (1.5, lambda _: 60.0), (1.0, lambda s: 60.0 + 30.0 * s),
+                       (1.5, lambda _: 90.0), (60.0, lambda _: math.nan), (2.0, lambda _: 60.0))
+    assert count(frames) == []

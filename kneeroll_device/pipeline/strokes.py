@@ -37,7 +37,7 @@ import numpy as np
 from ..samples import StrokeEvent
 from .framing import FRAME_S
 from .motion import ema_alpha, seen_after_turn
-from .turning import PathTurns, QuickTurn, Turn, TurningPoints
+from .turning import PathTurns, QuickTurn, Turn, TurningPoints, lower_median
 
 G = 9.80665
 GRIP_N = 10.0  # below this squeeze the pads are not pressed on the leg: a roller at rest reads 0-3 N
@@ -607,10 +607,7 @@ class StrokeCounter:
 
 
 def _median(values: list[float]) -> float:
-    if not values:
-        return math.inf
-    ordered = sorted(values)
-    return ordered[(len(ordered) - 1) // 2]  # the lower median: one long pause must not set it
+    return lower_median(values) if values else math.inf  # (the lower: one long pause must not set it)
 
 
 def _ratio(a: float, b: float) -> float:

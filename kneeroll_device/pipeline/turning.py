@@ -123,7 +123,7 @@ class _Hysteresis:
         quick, paces = self.quick, self._paces
         if quick is None or len(paces) < 2 or back <= max(self.floor, quick.share * self.swing):
             return False  # (two movements' paces at least: one may have been a grab)
-        return step >= quick.speed * sorted(paces)[(len(paces) - 1) // 2]
+        return step >= quick.speed * lower_median(paces)
 
     def _movement_ended(self) -> None:
         if self._pace > 0.0:  # (a movement of one frame, stalled there, shows no pace)
@@ -232,8 +232,7 @@ class PathTurns(_Hysteresis):
         self._near_since = None
 
     def _median_swing(self) -> None:
-        ordered = sorted(swing for _, swing in self._swings)
-        self.swing = ordered[(len(ordered) - 1) // 2] if ordered else 0.0
+        self.swing = lower_median([swing for _, swing in self._swings]) if self._swings else 0.0
 
     def restart(self) -> None:
         self._forget()
@@ -310,6 +309,13 @@ class PathTurns(_Hysteresis):
         else:
             self.extreme, self.extreme_t, self.reach = x, t, _distance(x, e)
         return turn
+
+
+def lower_median(values) -> float:
+    """The lower of the two middle values (the middle one of an odd number): with an even
+    number, one wild value cannot set it. ``values`` must not be empty."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def _distance(a, b) -> float:

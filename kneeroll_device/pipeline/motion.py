@@ -8,6 +8,14 @@ same at sample rate; here it runs on the 0.1 s frames, so it stays block-size
 invariant and costs a few dozen operations a frame). The gyro's bias is learnt
 while the pod is still; the side is judged from the angle between today's gravity
 and the gravity of the first still moment.
+
+The tilt the strokes are counted on is the same direction turned by the gyro alone,
+once its bias is known: how the frame turned, and nothing else. The accelerometer
+also reads the stroke's own acceleration, which is in step with the position but of
+the opposite sign, and a correction pulled in at rest would move the tilt with no
+movement of the roller. What the tilt drifts by (the bias learnt to a quarter of a
+degree a second) turns the whole frame slowly, which the distance between two
+turning points a second or two apart does not see.
 """
 
 from __future__ import annotations
@@ -29,17 +37,34 @@ def seen_after_turn(v, rate: tuple) -> tuple[float, float, float]:
     Seen from a turning body the vector turns the other way; Rodrigues' formula is exact
     for a turn about one axis, so even a flip's 20 degrees a frame is followed.
     """
+    return turned(v, frame_turn(rate))
+
+
+def frame_turn(rate: tuple) -> tuple[float, float, float, float, float] | None:
+    """The turn a world-fixed vector makes, seen from the pod turning at ``rate`` (deg/s) for
+    a frame: its axis and the cosine and sine of its angle (None: no turn)."""
     to_turn = -math.pi / 180.0 * FRAME_S
     wx, wy, wz = rate[0] * to_turn, rate[1] * to_turn, rate[2] * to_turn
     angle = math.sqrt(wx * wx + wy * wy + wz * wz)
     if angle < 1e-12:
+        return None
+    return wx / angle, wy / angle, wz / angle, math.cos(angle), math.sin(angle)
+
+
+def turned(v, turn: tuple[float, float, float, float, float] | None) -> tuple[float, float, float]:
+    """``v`` turned by a frame_turn (Rodrigues' formula)."""
+    if turn is None:
         return (v[0], v[1], v[2])
-    kx, ky, kz = wx / angle, wy / angle, wz / angle
-    c, s = math.cos(angle), math.sin(angle)
+    kx, ky, kz, c, s = turn
     along = (kx * v[0] + ky * v[1] + kz * v[2]) * (1.0 - c)
     return (v[0] * c + (ky * v[2] - kz * v[1]) * s + kx * along,
             v[1] * c + (kz * v[0] - kx * v[2]) * s + ky * along,
             v[2] * c + (kx * v[1] - ky * v[0]) * s + kz * along)
+
+
+def pulled(v, toward, share: float) -> tuple[float, float, float]:
+    """``v`` moved ``share`` of the way toward ``toward`` (a first-order low-pass step)."""
+    return (v[0] + share * (toward[0] - v[0]), v[1] + share * (toward[1] - v[1]), v[2] + share * (toward[2] - v[2]))
 
 
 class MotionTracker:
@@ -47,7 +72,7 @@ class MotionTracker:
 
     # how fast the accelerometer pulls gravity back: quickly at rest, or while the gyro's bias
     # is unknown (its rate cannot be trusted); slowly while the pod moves, so the stroke's own
-    # acceleration (a tenth of g at 1 Hz) stays out of the tilt, which follows the gyro then
+    # acceleration (a tenth of g at 1 Hz) stays mostly out of it
     GRAVITY_TAU_S = 1.5
     GYRO_GRAVITY_TAU_S = 5.0
     # still: over the last 2 s gravity's direction stayed within about 1.7 degrees of its mean
@@ -74,7 +99,8 @@ class MotionTracker:
     NOISE_TAU_S = 10.0
 
     def __init__(self):
-        self.gravity: list[float] | None = None
+        self.gravity: tuple[float, float, float] | None = None
+        self._tilt: tuple[float, float, float] | None = None  # gravity's direction turned by the gyro alone
         self.reference: list[float] | None = None  # gravity at the first still moment
         self.bias = [0.0, 0.0, 0.0]
         self.bias_known = False
@@ -106,19 +132,18 @@ class MotionTracker:
         """One frame. ``loaded``: the roller is squeezed onto the leg (from the force);
         ``accel_noise``: how far the frame's mean acceleration may be off from the samples'
         spread (g, framing.Frame.accel_noise)."""
-        g = self.gravity
-        if g is None:
-            self.gravity = list(accel)
-        else:
-            if gyro is not None and self.bias_known:  # an unknown bias would turn it steadily
-                self._rotate_gravity(self.rate(gyro))
-            if gyro is None or not self.bias_known or self._trust(accel):
+        if self.gravity is None:
+            self.gravity = self._tilt = (accel[0], accel[1], accel[2])
+        elif gyro is not None and self.bias_known:  # (an unknown bias would turn it steadily)
+            turn = frame_turn(self.rate(gyro))
+            self.gravity = turned(self.gravity, turn)
+            if self._trust(accel):
                 # at rest the accelerometer reads gravity alone: follow it quickly then
-                moving = gyro is not None and self.bias_known and not self.still
-                a = self._a_g_gyro if moving else self._a_g
-                g[0] += a * (accel[0] - g[0])
-                g[1] += a * (accel[1] - g[1])
-                g[2] += a * (accel[2] - g[2])
+                self.gravity = pulled(self.gravity, accel, self._a_g if self.still else self._a_g_gyro)
+            self._tilt = turned(self._tilt, turn)
+        else:  # the accelerometer is all there is to go by
+            self.gravity = pulled(self.gravity, accel, self._a_g)
+            self._tilt = pulled(self._tilt, accel, self._a_g)
         self._update_stillness(accel)
         if gyro is not None:
             self._recent_gyro.append(gyro)
@@ -150,9 +175,6 @@ class MotionTracker:
             return True
         self._rejected_frames += 1
         return self._rejected_frames * FRAME_S > self.RECOVERY_S
-
-    def _rotate_gravity(self, rate: tuple) -> None:
-        self.gravity = list(seen_after_turn(self.gravity, rate))
 
     def _update_stillness(self, accel: tuple) -> None:
         recent, total = self._recent_accel, self._accel_sum
@@ -194,13 +216,17 @@ class MotionTracker:
     def _learn_bias(self) -> None:
         # the still window's mean rate: the wobble of a resting hand averages out. Gravity
         # staying put proves the pod did not turn about a level axis; a turn about the
-        # vertical does not move gravity, so along the vertical the bias learnt before stays
+        # vertical does not move gravity, so along the vertical the bias learnt before
+        # stays. The vertical is taken as the tilt sees it: the tilt drifts only by the part
+        # of the bias across its own direction, which a still window measures whole, while
+        # a part along it, stale or not, does not move the tilt (gravity, which it may
+        # turn a little, is pulled back by the accelerometer)
         recent = self._recent_gyro
         mean = [sum(g[i] for g in recent) / len(recent) for i in range(3)]
         if not self.bias_known:
             self.bias, self.bias_known = mean, True
             return
-        g = self.gravity
+        g = self._tilt
         norm = math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) or 1.0
         up = (g[0] / norm, g[1] / norm, g[2] / norm)
         change = [mean[i] - self.bias[i] for i in range(3)]
@@ -225,7 +251,8 @@ class MotionTracker:
         return (gyro[0] - b[0], gyro[1] - b[1], gyro[2] - b[2])
 
     def tilt(self) -> tuple[float, float, float]:
-        """Gravity's direction in the pod's frame (a unit vector): how the frame is tilted."""
-        g = self.gravity
+        """Gravity's direction in the pod's frame as the gyro alone turned it, once its bias is
+        known (a unit vector): how the frame turned, whatever the pod's own acceleration."""
+        g = self._tilt
         norm = math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]) or 1.0
         return (g[0] / norm, g[1] / norm, g[2] / norm)

@@ -61,3 +61,66 @@ def test_the_sensors_noise_is_learnt_at_rest_and_not_before():
         # holds a lone sample (an IMU at 15 Hz), whose noise is unknown, not nothing
         tracker.update((0.0, 0.0, 1.0), (0.5, -0.2, 0.1), accel_noise=0.0013 if k % 2 else 0.0)
     assert tracker.accel_noise == pytest.approx(0.0013, rel=0.01)
+
+
+def tipping(seconds: float, drift_dps: float, flip_at_s: float = math.inf):
+    """Frames of a pod tipping back and forth by 20 degrees about x at 0.5 Hz (the
+    accelerometer reads gravity alone), turned over about x at flip_at_s (180 degrees in a
+    second), its gyro's zero drifted by drift_dps about y since its bias was learnt:
+    (accelerometer g, gyro deg/s, the true gravity) per frame."""
+    def angle(t: float) -> float:
+        turn = math.pi * min(max(t - flip_at_s, 0.0), 1.0)
+        return math.radians(20.0) * math.sin(math.pi * t) + turn
+
+    for k in range(round(seconds / 0.1)):
+        t0, t1 = k * 0.1, (k + 1) * 0.1
+        rate = math.degrees(angle(t1) - angle(t0)) / 0.1  # the frame's mean rate
+        truth = (0.0, math.sin(angle(t1)), math.cos(angle(t1)))
+        yield truth, (rate, drift_dps, 0.0), truth
+
+
+def degrees_between(a, b) -> float:
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+
+
+def tracker_at_rest() -> MotionTracker:
+    tracker = MotionTracker()
+    for _ in range(30):  # 3 s at rest: the gyro's bias is learnt
+        tracker.update((0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
+    assert tracker.bias_known
+    return tracker
+
+
+def test_gravity_follows_the_accelerometer_back_when_the_gyros_zero_drifts_on_the_move():
+    # two minutes on the move, never still, so the bias is not learnt again: the gyro alone
+    # would have carried gravity 120 degrees off
+    tracker = tracker_at_rest()
+    worst = 0.0
+    for accel, gyro, truth in tipping(120.0, drift_dps=1.0):
+        tracker.update(accel, gyro)
+        worst = max(worst, degrees_between(tracker.gravity, truth))
+    assert worst < 8.0  # the drift over the correction's 5 s memory, and no more
+
+
+def test_the_side_is_told_right_over_a_long_session_with_a_drifting_gyro():
+    tracker = tracker_at_rest()
+    sides = []
+    for accel, gyro, _ in tipping(240.0, drift_dps=1.0, flip_at_s=180.0):
+        tracker.update(accel, gyro)
+        sides.append(tracker.flipped)
+    assert not any(sides[:1800])  # three minutes on the front of the thigh
+    assert all(sides[1850:])  # turned over for the hamstrings
+
+
+def test_the_tilt_follows_the_frames_turning_and_not_the_pods_own_acceleration():
+    # the pod pushed along without turning: the accelerometer leans 0.1 g one way, then the
+    # other, which gravity (the accelerometer's, slowly) follows a little and the tilt not at all
+    tracker = tracker_at_rest()
+    leaned = 0.0
+    for k in range(20):
+        push = 0.1 if k < 10 else -0.1
+        tracker.update((push, 0.0, 1.0), (0.0, 0.0, 0.0))
+        assert tracker.tilt() == pytest.approx((0.0, 0.0, 1.0), abs=1e-12)
+        leaned = max(leaned, degrees_between(tracker.gravity, (0.0, 0.0, 1.0)))
+    assert leaned > 0.5

@@ -107,7 +107,10 @@ class MotionTracker:
         self.still_frames = 0
         self.flipped = False
         self._recent_accel: deque[tuple] = deque(maxlen=self.STILL_FRAMES)
-        self._accel_sum = [0.0, 0.0, 0.0]  # of the recent readings: their mean, without a loop a frame
+        # the readings summed since the start, and their squares: the sum and the spread of
+        # any run of the recent ones is a difference of two of these, without a loop a frame
+        self._sums: deque[tuple[float, float, float, float]] = deque([(0.0, 0.0, 0.0, 0.0)],
+                                                                      maxlen=self.STILL_FRAMES + 1)
         self._recent_gyro: deque[tuple] = deque(maxlen=self.STILL_FRAMES)
         self._a_g = ema_alpha(self.GRAVITY_TAU_S)
         self._a_g_gyro = ema_alpha(self.GYRO_GRAVITY_TAU_S)
@@ -177,37 +180,33 @@ class MotionTracker:
         return self._rejected_frames * FRAME_S > self.RECOVERY_S
 
     def _update_stillness(self, accel: tuple) -> None:
-        recent, total = self._recent_accel, self._accel_sum
-        if len(recent) == recent.maxlen:
-            old = recent[0]
-            total[0] -= old[0]
-            total[1] -= old[1]
-            total[2] -= old[2]
-        recent.append(accel)
-        total[0] += accel[0]
-        total[1] += accel[1]
-        total[2] += accel[2]
-        self.still_frames = self.still_frames + 1 if self._calm(recent) else 0
+        ax, ay, az = accel
+        x, y, z, sq = self._sums[-1]
+        self._sums.append((x + ax, y + ay, z + az, sq + ax * ax + ay * ay + az * az))
+        self._recent_accel.append(accel)
+        self.still_frames = self.still_frames + 1 if self._calm() else 0
 
-    def _calm(self, recent: deque) -> bool:
-        n = len(recent)
-        if n < recent.maxlen:
+    def _calm(self) -> bool:
+        sums = self._sums
+        if len(sums) < sums.maxlen:
             return False
-        # ended where it began (the cheaper test, and the one a moving pod fails first)
-        quarter = n // 4
-        dx = dy = dz = 0.0
-        for i in range(quarter):
-            (x0, y0, z0), (x1, y1, z1) = recent[i], recent[n - 1 - i]
-            dx += x1 - x0
-            dy += y1 - y0
-            dz += z1 - z0
+        n, quarter = self.STILL_FRAMES, self.STILL_FRAMES // 4
+        (x0, y0, z0, sq0), (x1, y1, z1, _) = sums[0], sums[quarter]
+        (x2, y2, z2, _), (x3, y3, z3, sq3) = sums[n - quarter], sums[n]
+        # ended where it began (the cheaper test, and the one a moving pod fails first): the
+        # newest quarter's readings against the oldest quarter's
+        dx, dy, dz = (x3 - x2) - (x1 - x0), (y3 - y2) - (y1 - y0), (z3 - z2) - (z1 - z0)
         if dx * dx + dy * dy + dz * dz >= (self.STILL_RETURN_G * quarter) ** 2:
             return False
-        # and stayed near its mean throughout
-        total = self._accel_sum
-        mx, my, mz = total[0] / n, total[1] / n, total[2] / n
+        # and stayed near its mean throughout: at once if all the readings' distances from
+        # it, squared and added up, stay inside the radius (as at rest; with half of it to
+        # spare for the sums' rounding), else reading by reading
+        tx, ty, tz = x3 - x0, y3 - y0, z3 - z0
         radius_sq = self.STILL_RADIUS_G ** 2
-        for x, y, z in recent:
+        if (sq3 - sq0) - (tx * tx + ty * ty + tz * tz) / n < 0.5 * radius_sq:
+            return True
+        mx, my, mz = tx / n, ty / n, tz / n
+        for x, y, z in self._recent_accel:
             x, y, z = x - mx, y - my, z - mz
             if x * x + y * y + z * z >= radius_sq:
                 return False

@@ -62,6 +62,12 @@ def turned(v, turn: tuple[float, float, float, float, float] | None) -> tuple[fl
             v[2] * c + (kx * v[1] - ky * v[0]) * s + kz * along)
 
 
+def cosine(a, b) -> float:
+    """The cosine of the angle between two vectors (0 if either is nothing)."""
+    norms = math.sqrt((a[0] * a[0] + a[1] * a[1] + a[2] * a[2]) * (b[0] * b[0] + b[1] * b[1] + b[2] * b[2]))
+    return (a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) / (norms or 1.0)
+
+
 def pulled(v, toward, share: float) -> tuple[float, float, float]:
     """``v`` moved ``share`` of the way toward ``toward`` (a first-order low-pass step)."""
     return (v[0] + share * (toward[0] - v[0]), v[1] + share * (toward[1] - v[1]), v[2] + share * (toward[2] - v[2]))
@@ -170,10 +176,7 @@ class MotionTracker:
 
     def _trust(self, accel: tuple) -> bool:
         """Whether the accelerometer may correct gravity in this frame."""
-        g = self.gravity
-        dot = accel[0] * g[0] + accel[1] * g[1] + accel[2] * g[2]
-        norms = math.sqrt((accel[0] ** 2 + accel[1] ** 2 + accel[2] ** 2) * (g[0] ** 2 + g[1] ** 2 + g[2] ** 2)) or 1.0
-        if dot / norms >= self._cos_reject:
+        if cosine(accel, self.gravity) >= self._cos_reject:
             self._rejected_frames = 0
             return True
         self._rejected_frames += 1
@@ -221,7 +224,7 @@ class MotionTracker:
         # a part along it, stale or not, does not move the tilt (gravity, which it may
         # turn a little, is pulled back by the accelerometer)
         recent = self._recent_gyro
-        mean = [sum(g[i] for g in recent) / len(recent) for i in range(3)]
+        mean = [sum(axis) / len(recent) for axis in zip(*recent)]
         if not self.bias_known:
             self.bias, self.bias_known = mean, True
             return
@@ -236,9 +239,7 @@ class MotionTracker:
         ref, g = self.reference, self.gravity
         if ref is None or g is None:
             return
-        dot = ref[0] * g[0] + ref[1] * g[1] + ref[2] * g[2]
-        norm = math.sqrt((ref[0] ** 2 + ref[1] ** 2 + ref[2] ** 2) * (g[0] ** 2 + g[1] ** 2 + g[2] ** 2)) or 1.0
-        cos_angle = dot / norm  # (compared as cosines: the angle grows as its cosine falls)
+        cos_angle = cosine(ref, g)  # (compared as cosines: the angle grows as its cosine falls)
         if not self.flipped and cos_angle < self._cos_flip_on:
             self.flipped = True
         elif self.flipped and cos_angle > self._cos_flip_off:

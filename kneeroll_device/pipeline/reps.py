@@ -62,8 +62,9 @@ class RepCounter:
             return None
         recent = self._recent
         recent.append(force)
-        level = sorted(recent)[len(recent) // 2]
-        steady = len(recent) == recent.maxlen and max(recent) - min(recent) < FORCE_FLOOR_N
+        ordered = sorted(recent)
+        level = ordered[len(ordered) // 2]
+        steady = len(ordered) == recent.maxlen and ordered[-1] - ordered[0] < FORCE_FLOOR_N
         self._rise.append((t, steady, level, travel))
         self._recently.append((t, level, moving))
         resting = self.turns.direction == 0

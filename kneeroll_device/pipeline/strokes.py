@@ -395,8 +395,8 @@ class StrokeCounter:
         self._recent_tilt: deque[tuple[float, float, float]] = deque(maxlen=TURNED_FRAMES)
         self._last_accel: tuple[float, float, float] | None = None
         self._last_rate: tuple[float, float, float] | None = None
-        self._moving = [0.0, 0.0, 0.0]  # the pod's own acceleration, high-passed (m/s^2)
-        self._moving_mean = [0.0, 0.0, 0.0]  # ... and its mean: what a gyro bias error adds steadily
+        self._moving = (0.0, 0.0, 0.0)  # the pod's own acceleration, high-passed (m/s^2)
+        self._moving_mean = (0.0, 0.0, 0.0)  # ... and its mean: what a gyro bias error adds steadily
         self._keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
         self._a_level = ema_alpha(TRAVEL_TAU_S)
         self._level_sq = 0.0
@@ -420,8 +420,7 @@ class StrokeCounter:
     def moving(self) -> tuple[float, float, float]:
         """The pod's own acceleration now (m/s^2, in its frame): what its turning and gravity
         do not explain, high-passed with a 1 s memory."""
-        m = self._moving
-        return (m[0], m[1], m[2])
+        return self._moving
 
     @property
     def counting_on(self) -> str:
@@ -565,26 +564,26 @@ class StrokeCounter:
         if rate is not None and last_rate is not None:
             # the turn between two frames' means: half of each frame's
             rate = ((rate[0] + last_rate[0]) / 2, (rate[1] + last_rate[1]) / 2, (rate[2] + last_rate[2]) / 2)
-        expected = last if rate is None else seen_after_turn(last, rate)
-        m, mean, keep = self._moving, self._moving_mean, self._keep
-        total = 0.0
-        for i in range(3):
-            m[i] = keep * m[i] + (accel[i] - expected[i]) * G
-            mean[i] = keep * mean[i] + (1.0 - keep) * m[i]
-            total += (m[i] - mean[i]) ** 2
+        ex, ey, ez = last if rate is None else seen_after_turn(last, rate)
+        (mx, my, mz), (nx, ny, nz), keep = self._moving, self._moving_mean, self._keep
+        mx, my, mz = keep * mx + (accel[0] - ex) * G, keep * my + (accel[1] - ey) * G, keep * mz + (accel[2] - ez) * G
+        lose = 1.0 - keep
+        nx, ny, nz = keep * nx + lose * mx, keep * ny + lose * my, keep * nz + lose * mz
+        self._moving, self._moving_mean = (mx, my, mz), (nx, ny, nz)
+        total = (mx - nx) * (mx - nx) + (my - ny) * (my - ny) + (mz - nz) * (mz - nz)
         self._level_sq += self._a_level * (total - self._level_sq)
 
     def _turned_over(self, tilt: tuple[float, float, float]) -> bool:
         recent = self._recent_tilt
         recent.append(tilt)
         old = recent[0]
-        chord = math.sqrt((tilt[0] - old[0]) ** 2 + (tilt[1] - old[1]) ** 2 + (tilt[2] - old[2]) ** 2)
-        return chord > TURNED_CHORD
+        dx, dy, dz = tilt[0] - old[0], tilt[1] - old[1], tilt[2] - old[2]
+        return math.sqrt(dx * dx + dy * dy + dz * dz) > TURNED_CHORD
 
     def _restart(self, t: float) -> None:
         # what the swings and the acceleration level learnt from the turn over must not linger
-        self._moving = [0.0, 0.0, 0.0]
-        self._moving_mean = [0.0, 0.0, 0.0]
+        self._moving = (0.0, 0.0, 0.0)
+        self._moving_mean = (0.0, 0.0, 0.0)
         self._level_sq = 0.0
         for track in (self._tilt, self._squeeze):
             pending = track.restart()

@@ -99,9 +99,10 @@ class _Hysteresis:
             self.swing *= math.exp(-(t - self._t) / SWING_FADE_S)
         self._t = t
 
-    def _stalls(self, t: float, back: float) -> bool:
-        """Whether the signal, ``back`` from its furthest point, has stayed near it for stall_s."""
-        if back >= 0.5 * self.h:
+    def _stalls(self, t: float, back: float, h: float) -> bool:
+        """Whether the signal, ``back`` from its furthest point, has stayed near it for stall_s
+        (``h``: the hysteresis now)."""
+        if back >= 0.5 * h:
             self._near_since = None
             return False
         if self._near_since is None:
@@ -114,11 +115,11 @@ class _Hysteresis:
             self._pace = step
         self._back = 0.0
 
-    def _comes_back(self, back: float) -> bool:
+    def _comes_back(self, back: float, h: float) -> bool:
         """Whether the signal, ``back`` from its furthest point, has come back past the
-        hysteresis, or past the quick turn's share at its pace."""
+        hysteresis ``h``, or past the quick turn's share at its pace."""
         step, self._back = back - self._back, back
-        if back > self.h:
+        if back > h:
             return True
         quick, paces = self.quick, self._paces
         if quick is None or len(paces) < 2 or back <= max(self.floor, quick.share * self.swing):
@@ -150,15 +151,17 @@ class TurningPoints(_Hysteresis):
         """One sample. Returns the turn confirmed now (if any), and whether the furthest
         point moved on with this sample (the movement under way goes on)."""
         self._fade(t)
+        h = self.h  # (for this sample: the swing changes again only with a confirmed turn)
         if self.extreme is None:
             self.extreme, self.extreme_t, self.previous, self.previous_t = y, t, y, t
             self._rest_t = t
             return None, True
         if self.direction == 0:
-            if abs(y - self.extreme) <= self.h:
-                if abs(y - self.extreme) <= 0.5 * self.h:
+            off = abs(y - self.extreme)
+            if off <= h:
+                if off <= 0.5 * h:
                     self._rest_t = t
-                if abs(y - self.extreme) <= self.floor:
+                if off <= self.floor:
                     self.still_t = t
                 return None, False
             # a movement begins from where the signal rested: it left it when it was last near it
@@ -172,9 +175,9 @@ class TurningPoints(_Hysteresis):
             self.extreme, self.extreme_t, self._near_since = y, t, None
             return None, True
         back = self.direction * (self.extreme - y)
-        if self._comes_back(back):
+        if self._comes_back(back, h):
             return self._turn(t, y, stalled=False), False
-        if self._stalls(t, back):
+        if self._stalls(t, back, h):
             return self._turn(t, y, stalled=True), False
         return None, False
 
@@ -251,14 +254,15 @@ class PathTurns(_Hysteresis):
 
     def update(self, t: float, x: tuple[float, float, float]) -> tuple[Turn | None, bool]:
         self._fade(t)
+        h = self.h  # (for this sample: the swing changes again only with a confirmed turn)
         if self.anchor is None:
             self.anchor, self.anchor_t, self.extreme, self.extreme_t = x, t, x, t
             self._rest_t = t
             return None, True
         d = _distance(x, self.anchor)
         if not self.moving:
-            if d <= self.h:
-                if d <= 0.5 * self.h:
+            if d <= h:
+                if d <= 0.5 * h:
                     self._rest_t = t
                 if d <= self.floor:
                     self.still_t = t
@@ -273,9 +277,9 @@ class PathTurns(_Hysteresis):
             self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
             return None, True
         back = _distance(x, self.extreme)
-        if self._comes_back(back) and self.reach - d > 0.5 * self.h:
+        if self._comes_back(back, h) and self.reach - d > 0.5 * h:
             return self._turn(t, x, stalled=False), False
-        if self._stalls(t, back):
+        if self._stalls(t, back, h):
             return self._turn(t, x, stalled=True), False
         return None, False
 

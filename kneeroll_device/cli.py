@@ -271,7 +271,8 @@ def cmd_analyze(args) -> int:
 
     config = load_for(args)
     rec = read_recording(args.path)
-    result = analyze_recording(rec, ContactModel.from_config(config.pressure), block_seconds=args.block_seconds)
+    blocks = {"block_seconds": args.block_seconds} if args.block_seconds else {}
+    result = analyze_recording(rec, ContactModel.from_config(config.pressure), **blocks)
     if args.json:
         document = {k: result[k] for k in ("duration_s", "has_force", "strokes", "reps", "segments", "pressure", "events",
                                            "gaps")}
@@ -381,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = commands.add_parser("analyze", help="count strokes and reps in a recording or an IMU CSV")
     analyze.add_argument("path", metavar="PATH", help="a recording folder or an IMU CSV (t,ax,ay,az[,gx,gy,gz])")
-    analyze.add_argument("--block-seconds", type=number_in(0.01, 3600), default=10.0, metavar="S",
-                         help="seconds fed to the pipeline at a time (the result does not depend on it)")
+    analyze.add_argument("--block-seconds", type=number_in(0.01, 3600), metavar="S",
+                         help="seconds fed to the pipeline at a time (default: a minute; the result does not depend on it)")
     add_common_options(analyze, json_flag=True)
     analyze.set_defaults(func=cmd_analyze)
 

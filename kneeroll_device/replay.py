@@ -123,15 +123,16 @@ def replay_recording(rec: Recording, routine: Routine, *, leg: str = "right", se
     controls = [(float(t), str(kind)) for t, kind in (rec.meta.get("controls") or (rec.truth or {}).get("controls") or [])]
     stops = [t for t, _ in controls]
     actions: list[Action] = []
-    everything = EventBatch()
+    batches: list[EventBatch] = []
     pending = list(controls)
     for t, batch in feed_recording(rec, pipeline, block_seconds, stops):
         if batch is None:
             while pending and pending[0][0] <= t:
                 actions += engine.button(*pending.pop(0))
             continue
-        everything.extend(batch)
+        batches.append(batch)
         actions += engine.handle(batch)
+    everything = EventBatch.joined(batches)
     end = everything.t_end or 0.0
     actions += engine.tick(end)
     actions += engine.stop(end) if engine.in_session else []
@@ -141,11 +142,14 @@ def replay_recording(rec: Recording, routine: Routine, *, leg: str = "right", se
 # --- analyze: no routine, just what happened ------------------------------------------
 
 
-def analyze_recording(rec: Recording, contact: ContactModel | None = None, block_seconds: float = 10.0) -> dict:
+# the analysis feeds a minute at a time: the counts do not depend on it, and a few large
+# blocks cost less than many small ones in the framing's array work
+ANALYZE_BLOCK_S = 60.0
+
+
+def analyze_recording(rec: Recording, contact: ContactModel | None = None, block_seconds: float = ANALYZE_BLOCK_S) -> dict:
     pipeline = Pipeline(contact or ContactModel())
-    everything = EventBatch()
-    for _, batch in feed_recording(rec, pipeline, block_seconds):
-        everything.extend(batch)
+    everything = EventBatch.joined([batch for _, batch in feed_recording(rec, pipeline, block_seconds)])
     t_start = float(rec.imu_t[0]) if len(rec.imu_t) else 0.0
     t_end = everything.t_end if everything.t_end is not None else t_start
     has_force = rec.force_t is not None and len(rec.force_t) > 0

@@ -150,3 +150,16 @@ class EventBatch:
         self.frame_kpa = np.concatenate([self.frame_kpa, other.frame_kpa])
         if other.t_end is not None:
             self.t_end = other.t_end
+
+    @classmethod
+    def joined(cls, batches: list["EventBatch"]) -> "EventBatch":
+        """The batches one after the other, as extend() would leave them, with each frame
+        array copied once (extending batch by batch copies an hour's frames hundreds of times)."""
+        whole = cls()
+        for name in ("strokes", "reps", "repositions", "states", "pressure", "gaps"):
+            getattr(whole, name).extend(event for batch in batches for event in getattr(batch, name))
+        if batches:
+            for name in ("frame_t", "frame_force", "frame_kpa"):
+                setattr(whole, name, np.concatenate([getattr(batch, name) for batch in batches]))
+        whole.t_end = next((batch.t_end for batch in reversed(batches) if batch.t_end is not None), None)
+        return whole

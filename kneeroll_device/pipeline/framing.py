@@ -16,7 +16,6 @@ stages carry on with what they have.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -50,11 +49,16 @@ def forward_mask(t: np.ndarray, last: float) -> np.ndarray:
     """
     if len(t) == 0:
         return np.zeros(0, dtype=bool)
-    before = np.maximum.accumulate(np.r_[last, t[:-1]])
+    before = np.maximum.accumulate(np.concatenate(([last], t[:-1])))
     return t > before
 
 
-@dataclass
+def frame_time(k: int) -> float:
+    """Frame k's time stamp: its end, when everything in it is known."""
+    return (k + 1) * FRAME_S + FRAME_PHASE_S
+
+
+@dataclass(slots=True)
 class Frame:
     k: int
     accel: tuple[float, float, float] | None  # mean, g
@@ -65,28 +69,44 @@ class Frame:
     # how far the mean acceleration may be off from the sensor's noise (g, RMS per axis):
     # the samples' spread about their mean over the square root of their number (0 with
     # one sample a frame: unknown, and no noise is assumed)
-    accel_noise: float = 0.0
+    accel_noise: float
+    t: float  # frame_time(k)
 
-    @property
-    def t(self) -> float:
-        """The frame's time stamp: its end, when everything in it is known."""
-        return (self.k + 1) * FRAME_S + FRAME_PHASE_S
+
+def imu_summaries(means: np.ndarray, peaks: np.ndarray, spreads: np.ndarray) -> list[tuple]:
+    """Per frame of IMU samples (columns: accelerometer x, y, z, gyro x, y, z): the mean
+    acceleration, the mean rate (None where there was no gyro) and the acceleration's noise,
+    Frame.accel_noise. (Taken apart a column at a time: a row of an array is slow to.)"""
+    accel = zip(*(means[:, i].tolist() for i in range(3)))
+    gyro = list(zip(*(means[:, i].tolist() for i in range(3, 6))))
+    no_gyro = np.isnan(means[:, 3])
+    if no_gyro.any():
+        gyro = [None if missing else rate for rate, missing in zip(gyro, no_gyro.tolist())]
+    noise = np.sqrt((spreads[:, 0] + spreads[:, 1] + spreads[:, 2]) / 3.0)
+    return list(zip(accel, gyro, noise.tolist()))
+
+
+def force_summaries(means: np.ndarray, peaks: np.ndarray, spreads: np.ndarray) -> list[tuple]:
+    """Per frame of force samples (columns: force, saturated): the mean and peak force, and
+    whether any sample was saturated."""
+    return list(zip(means[:, 0].tolist(), peaks[:, 0].tolist(), (peaks[:, 1] > 0).tolist()))
 
 
 class Binner:
     """Means, peaks and the variance of the means of one stream's samples per frame, exact
-    across block boundaries."""
+    across block boundaries, summarised per frame by ``summaries`` (imu_summaries,
+    force_summaries)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, summaries):
         self.width = width
+        self.summaries = summaries
         self._t = np.zeros(0)
         self._x = np.zeros((0, width))
         self.latest_t: float | None = None
         self.next_k: int | None = None  # the next frame index this stream will complete
 
     def add(self, t: np.ndarray, x: np.ndarray) -> list[tuple]:
-        """Returns complete frames as (k, mean, peak, variance of the mean), each a list of
-        floats (one per column); gaps inside the stream come out as (k, None, None, None)."""
+        """Returns complete frames as (k, summary); gaps inside the stream come out as (k, None)."""
         if len(t) == 0:
             return []
         t = np.asarray(t, dtype=float)
@@ -99,44 +119,48 @@ class Binner:
         all_t = np.concatenate([self._t, t])
         all_x = np.concatenate([self._x, x])
         ks = frame_index(all_t)
-        last_k = int(ks[-1])
-        done = ks < last_k
+        done = ks < ks[-1]
         out: list[tuple] = []
         if np.any(done):
             dk, dx = ks[done], all_x[done]
-            starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
-            means, peaks, spreads = _summaries(dx, starts)
-            frame_ks = dk[starts]
-            if self.next_k is None:
-                self.next_k = int(frame_ks[0])
-            # (as lists: the frames are taken apart one by one, and a row of an array is slow to)
-            for k, mean, peak, spread in zip(frame_ks.tolist(), means.tolist(), peaks.tolist(), spreads.tolist()):
-                if k - self.next_k > LONG_GAP_FRAMES:
-                    self.next_k = k  # a long silence: no frames for it at all
-                while self.next_k < k:  # frames with no sample at all: a short gap
-                    out.append((self.next_k, None, None, None))
-                    self.next_k += 1
-                out.append((k, mean, peak, spread))
-                self.next_k = k + 1
+            starts = np.flatnonzero(np.concatenate(([True], dk[1:] != dk[:-1])))
+            out = self._in_order(dk[starts].tolist(), self.summaries(*_summaries(dx, starts)))
         self._t, self._x = all_t[~done], all_x[~done]
         return out
 
+    def _in_order(self, ks: list[int], summaries: list[tuple]) -> list[tuple]:
+        """The frames with their indices, and a (k, None) for each frame of a short gap."""
+        if self.next_k is None:
+            self.next_k = ks[0]
+        if ks[0] == self.next_k and ks[-1] - ks[0] == len(ks) - 1:  # no gap: the usual case
+            self.next_k = ks[-1] + 1
+            return list(zip(ks, summaries))
+        out: list[tuple] = []
+        for k, summary in zip(ks, summaries):
+            if k - self.next_k > LONG_GAP_FRAMES:
+                self.next_k = k  # a long silence: no frames for it at all
+            while self.next_k < k:  # frames with no sample at all: a short gap
+                out.append((self.next_k, None))
+                self.next_k += 1
+            out.append((k, summary))
+            self.next_k = k + 1
+        return out
 
     def flush(self) -> list[tuple]:
         """End of data: the last, partial frame as it stands."""
         if len(self._t) == 0:
             return []
         k = int(frame_index(self._t[-1]))
-        means, peaks, spreads = _summaries(self._x, np.zeros(1, dtype=np.int64))
+        summary = self.summaries(*_summaries(self._x, np.zeros(1, dtype=np.int64)))[0]
         self._t, self._x = self._t[:0], self._x[:0]
         self.next_k = k + 1
-        return [(k, means[0].tolist(), peaks[0].tolist(), spreads[0].tolist())]
+        return [(k, summary)]
 
 
 def _summaries(x: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame (rows from each start to the next): the mean, the peak, and the variance of
     the mean (the samples' variance about it over their number: 0 for a lone sample)."""
-    counts = np.diff(np.r_[starts, len(x)])[:, None]
+    counts = np.diff(np.append(starts, len(x)))[:, None]
     means = np.add.reduceat(x, starts, axis=0) / counts
     deviations = x - np.repeat(means, counts[:, 0], axis=0)
     spreads = np.add.reduceat(deviations * deviations, starts, axis=0) / (counts * np.maximum(counts - 1, 1))
@@ -147,8 +171,8 @@ class Framer:
     """Merges the IMU and force streams into frames, in frame order."""
 
     def __init__(self):
-        self.imu = Binner(6)
-        self.force = Binner(2)
+        self.imu = Binner(6, imu_summaries)
+        self.force = Binner(2, force_summaries)
         self._imu_frames: deque = deque()
         self._force_frames: deque = deque()
         self.next_k: int | None = None
@@ -175,10 +199,30 @@ class Framer:
     def frames(self) -> list[Frame]:
         out: list[Frame] = []
         while True:
+            n = self._in_step()
+            if n:
+                out.extend(self._pair(n))
+                continue
             frame = self._next_frame()
             if frame is None:
                 return out
             out.append(frame)
+
+    def _in_step(self) -> int:
+        """How many frames from the next one on both streams hold, one for one (the usual
+        case, which needs none of _next_frame's checks)."""
+        imu_q, force_q, k = self._imu_frames, self._force_frames, self.next_k
+        if k is None or not imu_q or not force_q or imu_q[0][0] != k or force_q[0][0] != k:
+            return 0
+        n = min(len(imu_q), len(force_q))
+        # (each stream's frame indices only increase: its first and its n-th tell)
+        return n if imu_q[n - 1][0] == force_q[n - 1][0] == k + n - 1 else 0
+
+    def _pair(self, n: int) -> list[Frame]:
+        imu_q, force_q, has_gyro = self._imu_frames, self._force_frames, self.has_gyro
+        frames = [_make_frame(k, imu_q.popleft(), force_q.popleft(), has_gyro) for k in range(self.next_k, self.next_k + n)]
+        self.next_k += n
+        return frames
 
     def _next_frame(self) -> Frame | None:
         imu_q, force_q = self._imu_frames, self._force_frames
@@ -225,18 +269,8 @@ class Framer:
         return started_later
 
 
-def _make_frame(k: int, imu, force, has_gyro: bool) -> Frame:
-    accel = gyro = None
-    noise = 0.0
-    if imu is not None and imu[1] is not None:
-        m, spread = imu[1], imu[3]
-        accel = (m[0], m[1], m[2])
-        gyro = (m[3], m[4], m[5]) if has_gyro and not math.isnan(m[3]) else None
-        noise = math.sqrt((spread[0] + spread[1] + spread[2]) / 3.0)
-    f = fp = NAN
-    sat = False
-    if force is not None and force[1] is not None:
-        f = force[1][0]
-        fp = force[2][0]
-        sat = force[2][1] > 0
-    return Frame(k, accel, gyro, f, fp, sat, noise)
+def _make_frame(k: int, imu: tuple | None, force: tuple | None, has_gyro: bool) -> Frame:
+    """A frame from the streams' (k, summary) for it, either of them None without one."""
+    accel, gyro, noise = imu[1] if imu is not None and imu[1] is not None else (None, None, 0.0)
+    f, fp, sat = force[1] if force is not None and force[1] is not None else (NAN, NAN, False)
+    return Frame(k, accel, gyro if has_gyro else None, f, fp, sat, noise, frame_time(k))

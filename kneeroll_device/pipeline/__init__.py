@@ -138,32 +138,30 @@ class Pipeline:
         self._start_afresh()
 
     def _frame(self, frame: Frame, batch: EventBatch) -> float:
-        t = frame.t
-        motion = self.motion
+        t, motion, strokes = frame.t, self.motion, self.strokes
         if frame.accel is not None:
             loaded = frame.force == frame.force and frame.force - self.zero.offset >= GRIP_N
             motion.update(frame.accel, frame.gyro, loaded, frame.accel_noise)
         force = self.zero.apply(frame.force, motion.still_frames)
-        stroke = None
+        noise = motion.accel_noise
         # a rep is judged on the strokes confirmed before this frame: a stroke confirmed on the
         # same frame (a way made of the rep's own tilt) does not take back the rep whose rise
         # and fall came first
-        ended_before = self.strokes.last_end_t
+        ended_before = strokes.last_end_t
         if frame.accel is not None and motion.gravity is not None:
             rate = motion.rate(frame.gyro) if frame.gyro is not None else None
-            stroke = self.strokes.update(t, motion.tilt(), frame.accel, rate, force, self.reps.last_t,
-                                         motion.accel_noise)
+            stroke = strokes.update(t, motion.tilt(), frame.accel, rate, force, self.reps.last_t, noise)
             if stroke is not None:
                 batch.strokes.append(stroke)
-            if self.strokes.take_moved() is not None:
+            if strokes.take_moved() is not None:
                 # a lone half-stroke: the roller slid to another spot (a new trigger point)
                 batch.repositions.append(RepositionEvent(t=t, distance_cm=math.nan))
-        rep = self.reps.update(t, force, self.strokes.travel, ended_before, self.strokes.moving, motion.accel_noise)
+        rep = self.reps.update(t, force, strokes.travel, ended_before, strokes.moving, noise)
         if rep is not None:
             batch.reps.append(rep)
         # from where the last stroke's movement ended, not from when it was told (its end is
         # confirmed once the roller came back or rested there, up to a second later)
-        rolling = t - self.strokes.last_end_t < ROLLING_HOLD_S
+        rolling = t - strokes.last_end_t < ROLLING_HOLD_S
         state = self.states.update(t, rolling, motion.still, force, motion.flipped)
         if state is not None:
             batch.states.append(state)

@@ -168,20 +168,23 @@ class HalfStroke:
         return self.start_t <= hold_t <= self.end_t
 
 
+# what the pod did in a frame, as the half-strokes keep it: (t, the acceleration level,
+# the squeeze, the pod's own acceleration, the square of the acceleration's noise)
+PodFrame = tuple[float, float, float, tuple[float, float, float], float]
+
+
 class _Since:
     """What the pod did since the last turning point: per frame, its time, the acceleration
     level, the force and the pod's own acceleration; split at the furthest point when the
     turn is confirmed."""
 
     def __init__(self, angles: bool = False):
-        # (t, travel level, force, acceleration, the acceleration's noise squared)
-        self.frames: list[tuple[float, float, float, tuple, float]] = []
+        self.frames: list[PodFrame] = []
         self.at_extreme = 0
         self.angles = angles
 
-    def add(self, t: float, travel: float, force: float, moving: tuple[float, float, float], noise_sq: float,
-            extreme_moved: bool) -> None:
-        self.frames.append((t, travel, force, moving, noise_sq))
+    def add(self, frame: PodFrame, extreme_moved: bool) -> None:
+        self.frames.append(frame)
         if extreme_moved:
             self.at_extreme = len(self.frames)
 
@@ -258,12 +261,11 @@ class _Track:
         pending, self.pending = self.pending, None
         return pending
 
-    def follow(self, t: float, x, travel: float, moving: tuple[float, float, float], noise_sq: float,
-               force: float, hold_t: float) -> HalfStroke | None:
+    def follow(self, t: float, x, frame: PodFrame, hold_t: float) -> HalfStroke | None:
         """One frame of the signal: a half-stroke that ended now, if one did."""
         was_resting = self.turns.direction == 0
         turn, extreme_moved = self.turns.update(t, x)
-        self.since.add(t, travel, force, moving, noise_sq, extreme_moved)
+        self.since.add(frame, extreme_moved)
         resting = self.turns.direction == 0
         if was_resting and resting:
             self.since.forget_before(t - MAX_HALF_S)  # the longest way that is still rolling
@@ -463,14 +465,14 @@ class StrokeCounter:
             # pause at the far end): the tilt carries on, as a bout of its own, since its
             # count of the bout so far holds the twist's turns
             self._new_bout(t)
-        travel, moving, noise_sq = self.travel, self.moving, (accel_noise * G) ** 2
+        frame = (t, self.travel, force, self._moving, (accel_noise * G) ** 2)
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
             if let_go:
                 half = track.end_here(t, self._hold_t)
             else:
-                half = track.follow(t, x, travel, moving, noise_sq, force, self._hold_t)
+                half = track.follow(t, x, frame, self._hold_t)
             if half is None:
                 continue
             lone, stroke = track.pair(half, self._hold_t)

@@ -88,15 +88,16 @@ class _Hysteresis:
 
     def forget_swing(self) -> None:
         """Forget how far the signal swung (it says nothing of the movements to come)."""
-        self.swing = 0.0
+        self._set_swing(0.0)
 
-    @property
-    def h(self) -> float:
-        return max(self.floor, self.share * self.swing)
+    def _set_swing(self, swing: float) -> None:
+        """How far the signal swung lately, and the hysteresis ``h`` that follows from it."""
+        self.swing = swing
+        self.h = max(self.floor, self.share * swing)
 
     def _fade(self, t: float) -> None:
         if self._t is not None:
-            self.swing *= math.exp(-(t - self._t) / SWING_FADE_S)
+            self._set_swing(self.swing * math.exp(-(t - self._t) / SWING_FADE_S))
         self._t = t
 
     def _stalls(self, t: float, back: float, h: float) -> bool:
@@ -133,7 +134,7 @@ class _Hysteresis:
 
     def _learn(self, swing: float) -> None:
         cap = OUTLIER * max(self.swing, 2.0 * self.floor)
-        self.swing += SWING_WEIGHT * (min(swing, cap) - self.swing)
+        self._set_swing(self.swing + SWING_WEIGHT * (min(swing, cap) - self.swing))
         self._near_since = None
 
 
@@ -151,7 +152,7 @@ class TurningPoints(_Hysteresis):
         """One sample. Returns the turn confirmed now (if any), and whether the furthest
         point moved on with this sample (the movement under way goes on)."""
         self._fade(t)
-        h = self.h  # (for this sample: the swing changes again only with a confirmed turn)
+        h = self.h
         if self.extreme is None:
             self.extreme, self.extreme_t, self.previous, self.previous_t = y, t, y, t
             self._rest_t = t
@@ -219,7 +220,7 @@ class PathTurns(_Hysteresis):
 
     def forget_swing(self) -> None:
         self._swings: deque[tuple[float, float]] = deque(maxlen=SWING_TURNS)  # (when, how far)
-        self.swing = 0.0
+        self._set_swing(0.0)
 
     def _fade(self, t: float) -> None:
         self._t = t
@@ -235,7 +236,7 @@ class PathTurns(_Hysteresis):
         self._near_since = None
 
     def _median_swing(self) -> None:
-        self.swing = lower_median([swing for _, swing in self._swings]) if self._swings else 0.0
+        self._set_swing(lower_median([swing for _, swing in self._swings]) if self._swings else 0.0)
 
     def restart(self) -> None:
         self._forget()
@@ -254,7 +255,7 @@ class PathTurns(_Hysteresis):
 
     def update(self, t: float, x: tuple[float, float, float]) -> tuple[Turn | None, bool]:
         self._fade(t)
-        h = self.h  # (for this sample: the swing changes again only with a confirmed turn)
+        h = self.h
         if self.anchor is None:
             self.anchor, self.anchor_t, self.extreme, self.extreme_t = x, t, x, t
             self._rest_t = t

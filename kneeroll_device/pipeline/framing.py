@@ -112,20 +112,22 @@ class Binner:
         t = np.asarray(t, dtype=float)
         x = np.asarray(x, dtype=float).reshape(len(t), self.width)
         keep = forward_mask(t, -np.inf if self.latest_t is None else self.latest_t)
-        t, x = t[keep], x[keep]
+        if not keep.all():
+            t, x = t[keep], x[keep]
         if len(t) == 0:
             return []
         self.latest_t = float(t[-1])
         all_t = np.concatenate([self._t, t])
         all_x = np.concatenate([self._x, x])
         ks = frame_index(all_t)
-        done = ks < ks[-1]
+        # the frames before the newest are complete: a run at the start, as time only goes forward
+        done = int(np.searchsorted(ks, ks[-1]))
         out: list[tuple] = []
-        if np.any(done):
-            dk, dx = ks[done], all_x[done]
+        if done:
+            dk = ks[:done]
             starts = np.flatnonzero(np.concatenate(([True], dk[1:] != dk[:-1])))
-            out = self._in_order(dk[starts].tolist(), self.summaries(*_summaries(dx, starts)))
-        self._t, self._x = all_t[~done], all_x[~done]
+            out = self._in_order(dk[starts].tolist(), self.summaries(*_summaries(all_x[:done], starts)))
+        self._t, self._x = all_t[done:], all_x[done:]
         return out
 
     def _in_order(self, ks: list[int], summaries: list[tuple]) -> list[tuple]:

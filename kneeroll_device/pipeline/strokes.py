@@ -524,8 +524,8 @@ class StrokeCounter:
         # and the squeeze kept a steady rhythm, the count moves to the squeeze and stays
         # there for the rest of the bout: the tilt's count of the bout holds the twist's
         # turns even once the twisting stopped.
-        if self._counted is self._squeeze:
-            return
+        if self._counted is self._squeeze or len(self._squeeze.rolling_halves) < min(TWISTS_SHOWN, RHYTHM_MIN_HALVES):
+            return  # (too few ways on the squeeze for either test, however many are recent)
         since = max(t - RHYTHM_WINDOW_S, self._bout_t)  # (what came before the bout is another's)
         on_squeeze_n = self._squeeze.rolling_since(since)
         if self._tilt.twists_since(since) >= TWISTS_SHOWN and on_squeeze_n >= TWISTS_SHOWN:

@@ -110,7 +110,8 @@ class MotionTracker:
         self.reference: list[float] | None = None  # gravity at the first still moment
         self.bias = [0.0, 0.0, 0.0]
         self.bias_known = False
-        self.still_frames = 0
+        self.still_frames = 0  # how many frames in a row the pod has been still
+        self.still = False
         self.flipped = False
         self._recent_accel: deque[tuple] = deque(maxlen=self.STILL_FRAMES)
         # the readings summed since the start, and their squares: the sum and the spread of
@@ -132,10 +133,6 @@ class MotionTracker:
         """How far a frame's mean acceleration may be off from the sensor's noise (g RMS per
         axis), as learnt at rest; 0 until the pod has been still (none is assumed)."""
         return math.sqrt(self._noise_sq) if self._noise_sq is not None else 0.0
-
-    @property
-    def still(self) -> bool:
-        return self.still_frames > 0
 
     def update(self, accel: tuple, gyro: tuple | None, loaded: bool = False, accel_noise: float = 0.0) -> None:
         """One frame. ``loaded``: the roller is squeezed onto the leg (from the force);
@@ -188,6 +185,7 @@ class MotionTracker:
         self._sums.append((x + ax, y + ay, z + az, sq + ax * ax + ay * ay + az * az))
         self._recent_accel.append(accel)
         self.still_frames = self.still_frames + 1 if self._calm() else 0
+        self.still = self.still_frames > 0
 
     def _calm(self) -> bool:
         sums = self._sums

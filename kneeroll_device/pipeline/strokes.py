@@ -397,11 +397,14 @@ class StrokeCounter:
         self._recent_tilt: deque[tuple[float, float, float]] = deque(maxlen=TURNED_FRAMES)
         self._last_accel: tuple[float, float, float] | None = None
         self._last_rate: tuple[float, float, float] | None = None
-        self._moving = (0.0, 0.0, 0.0)  # the pod's own acceleration, high-passed (m/s^2)
-        self._moving_mean = (0.0, 0.0, 0.0)  # ... and its mean: what a gyro bias error adds steadily
+        # the pod's own acceleration now (m/s^2, in its frame): what its turning and gravity do
+        # not explain, high-passed with a 1 s memory; and its mean, what a gyro bias error adds
+        self.moving = (0.0, 0.0, 0.0)
+        self._moving_mean = (0.0, 0.0, 0.0)
         self._keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
         self._a_level = ema_alpha(TRAVEL_TAU_S)
         self._level_sq = 0.0
+        self.travel = 0.0  # the pod's acceleration level now (m/s^2 RMS): above TRAVEL_MS2 it is travelling
         self.moved: HalfStroke | None = None  # a lone half-stroke: the roller slid to another spot
         self.count = 0
         self.told = 0  # strokes told in the bout under way
@@ -412,17 +415,6 @@ class StrokeCounter:
         self.last_stroke_t = -math.inf
         self.last_end_t = -math.inf  # when the newest stroke's movement ended (its turning point)
         self._force = math.nan
-
-    @property
-    def travel(self) -> float:
-        """The pod's acceleration level now (m/s^2 RMS): above TRAVEL_MS2 it is travelling."""
-        return math.sqrt(self._level_sq)
-
-    @property
-    def moving(self) -> tuple[float, float, float]:
-        """The pod's own acceleration now (m/s^2, in its frame): what its turning and gravity
-        do not explain, high-passed with a 1 s memory."""
-        return self._moving
 
     @property
     def counting_on(self) -> str:
@@ -465,7 +457,7 @@ class StrokeCounter:
             # pause at the far end): the tilt carries on, as a bout of its own, since its
             # count of the bout so far holds the twist's turns
             self._new_bout(t)
-        frame = (t, self.travel, force, self._moving, (accel_noise * G) ** 2)
+        frame = (t, self.travel, force, self.moving, (accel_noise * G) ** 2)
         for track, x in tracks:
             # letting go of the handles ends the stroke where the roller was: what the
             # frame does as the pads spring back is not travel along the leg
@@ -567,13 +559,14 @@ class StrokeCounter:
             # the turn between two frames' means: half of each frame's
             rate = ((rate[0] + last_rate[0]) / 2, (rate[1] + last_rate[1]) / 2, (rate[2] + last_rate[2]) / 2)
         ex, ey, ez = last if rate is None else seen_after_turn(last, rate)
-        (mx, my, mz), (nx, ny, nz), keep = self._moving, self._moving_mean, self._keep
+        (mx, my, mz), (nx, ny, nz), keep = self.moving, self._moving_mean, self._keep
         mx, my, mz = keep * mx + (accel[0] - ex) * G, keep * my + (accel[1] - ey) * G, keep * mz + (accel[2] - ez) * G
         lose = 1.0 - keep
         nx, ny, nz = keep * nx + lose * mx, keep * ny + lose * my, keep * nz + lose * mz
-        self._moving, self._moving_mean = (mx, my, mz), (nx, ny, nz)
+        self.moving, self._moving_mean = (mx, my, mz), (nx, ny, nz)
         total = (mx - nx) * (mx - nx) + (my - ny) * (my - ny) + (mz - nz) * (mz - nz)
         self._level_sq += self._a_level * (total - self._level_sq)
+        self.travel = math.sqrt(self._level_sq)
 
     def _turned_over(self, tilt: tuple[float, float, float]) -> bool:
         recent = self._recent_tilt
@@ -584,9 +577,9 @@ class StrokeCounter:
 
     def _restart(self, t: float) -> None:
         # what the swings and the acceleration level learnt from the turn over must not linger
-        self._moving = (0.0, 0.0, 0.0)
+        self.moving = (0.0, 0.0, 0.0)
         self._moving_mean = (0.0, 0.0, 0.0)
-        self._level_sq = 0.0
+        self._level_sq = self.travel = 0.0
         for track in (self._tilt, self._squeeze):
             pending = track.restart()
             if pending is not None and pending.travelled and track is self._counted:

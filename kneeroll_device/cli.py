@@ -267,12 +267,12 @@ def cmd_replay(args) -> int:
 def cmd_analyze(args) -> int:
     from .pipeline import ContactModel
     from .recording import read_recording
-    from .replay import analyze_recording
+    from .replay import ANALYZE_BLOCK_S, analyze_recording
 
     config = load_for(args)
     rec = read_recording(args.path)
-    blocks = {"block_seconds": args.block_seconds} if args.block_seconds else {}
-    result = analyze_recording(rec, ContactModel.from_config(config.pressure), **blocks)
+    result = analyze_recording(rec, ContactModel.from_config(config.pressure),
+                               block_seconds=args.block_seconds or ANALYZE_BLOCK_S)
     if args.json:
         document = {k: result[k] for k in ("duration_s", "has_force", "strokes", "reps", "segments", "pressure", "events",
                                            "gaps")}

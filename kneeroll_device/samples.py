@@ -126,6 +126,9 @@ class PressureSecond:
 PipelineEvent = StrokeEvent | RepEvent | RepositionEvent | MotionStateEvent | PressureSecond
 
 
+EVENT_LISTS = ("strokes", "reps", "repositions", "states", "pressure", "gaps")  # EventBatch's lists of events
+
+
 @dataclass
 class EventBatch:
     """What one pipeline call returns, in time order within each list."""
@@ -143,7 +146,7 @@ class EventBatch:
     frame_kpa: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def extend(self, other: "EventBatch") -> None:
-        for name in ("strokes", "reps", "repositions", "states", "pressure", "gaps"):
+        for name in EVENT_LISTS:
             getattr(self, name).extend(getattr(other, name))
         self.frame_t = np.concatenate([self.frame_t, other.frame_t])
         self.frame_force = np.concatenate([self.frame_force, other.frame_force])
@@ -156,7 +159,7 @@ class EventBatch:
         """The batches one after the other, as extend() would leave them, with each frame
         array copied once (extending batch by batch copies an hour's frames hundreds of times)."""
         whole = cls()
-        for name in ("strokes", "reps", "repositions", "states", "pressure", "gaps"):
+        for name in EVENT_LISTS:
             getattr(whole, name).extend(event for batch in batches for event in getattr(batch, name))
         if batches:
             for name in ("frame_t", "frame_force", "frame_kpa"):

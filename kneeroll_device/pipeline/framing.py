@@ -17,6 +17,7 @@ stages carry on with what they have.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,8 @@ class Frame:
 def imu_summaries(means: np.ndarray, peaks: np.ndarray, spreads: np.ndarray) -> list[tuple]:
     """Per frame of IMU samples (columns: accelerometer x, y, z, gyro x, y, z): the mean
     acceleration, the mean rate (None where there was no gyro) and the acceleration's noise,
-    Frame.accel_noise. (Taken apart a column at a time: a row of an array is slow to.)"""
+    Frame.accel_noise; the peaks are not needed. (Taken apart a column at a time: a row of
+    an array is slow to.)"""
     accel = zip(*(means[:, i].tolist() for i in range(3)))
     gyro = list(zip(*(means[:, i].tolist() for i in range(3, 6))))
     no_gyro = np.isnan(means[:, 3])
@@ -88,7 +90,7 @@ def imu_summaries(means: np.ndarray, peaks: np.ndarray, spreads: np.ndarray) -> 
 
 def force_summaries(means: np.ndarray, peaks: np.ndarray, spreads: np.ndarray) -> list[tuple]:
     """Per frame of force samples (columns: force, saturated): the mean and peak force, and
-    whether any sample was saturated."""
+    whether any sample was saturated (the spreads are not needed)."""
     return list(zip(means[:, 0].tolist(), peaks[:, 0].tolist(), (peaks[:, 1] > 0).tolist()))
 
 
@@ -97,7 +99,7 @@ class Binner:
     across block boundaries, summarised per frame by ``summaries`` (imu_summaries,
     force_summaries)."""
 
-    def __init__(self, width: int, summaries):
+    def __init__(self, width: int, summaries: Callable[[np.ndarray, np.ndarray, np.ndarray], list[tuple]]):
         self.width = width
         self.summaries = summaries
         self._t = np.zeros(0)

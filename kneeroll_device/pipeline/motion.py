@@ -106,8 +106,10 @@ class MotionTracker:
 
     def __init__(self):
         self.gravity: tuple[float, float, float] | None = None
-        self._tilt: tuple[float, float, float] | None = None  # gravity's direction turned by the gyro alone
-        self.reference: list[float] | None = None  # gravity at the first still moment
+        # gravity's direction turned by the gyro alone once its bias is known (until then, and
+        # without a gyro, it follows the accelerometer as gravity does): tilt()
+        self._tilt: tuple[float, float, float] | None = None
+        self.reference: tuple[float, float, float] | None = None  # gravity at the first still moment
         self.bias = [0.0, 0.0, 0.0]
         self.bias_known = False
         self.still_frames = 0  # how many frames in a row the pod has been still
@@ -159,7 +161,7 @@ class MotionTracker:
             if gyro is not None and (not loaded or not self.bias_known):
                 self._learn_bias()
             if self.reference is None:
-                self.reference = list(self.gravity)
+                self.reference = self.gravity
             self._learn_noise(accel_noise)
         self._update_flip()
 
@@ -217,10 +219,10 @@ class MotionTracker:
         # the still window's mean rate: the wobble of a resting hand averages out. Gravity
         # staying put proves the pod did not turn about a level axis; a turn about the
         # vertical does not move gravity, so along the vertical the bias learnt before
-        # stays. The vertical is taken as the tilt sees it: the tilt drifts only by the part
-        # of the bias across its own direction, which a still window measures whole, while
-        # a part along it, stale or not, does not move the tilt (gravity, which it may
-        # turn a little, is pulled back by the accelerometer)
+        # stays. The vertical is the tilt's direction: a bias left off along it does not turn
+        # the tilt, where one left off along the true vertical turns it once the tilt has
+        # drifted from gravity (a turn about the true vertical in the window leaks in then:
+        # measured, the tilt's vertical counts better, docs/counting.md)
         recent = self._recent_gyro
         mean = [sum(axis) / len(recent) for axis in zip(*recent)]
         if not self.bias_known:

@@ -3,9 +3,9 @@
 The thigh is not a cylinder: it tapers and curves, so the roller's frame tilts as it
 travels along it, and the tilt is a position-like signal: it goes one way on the way
 out and comes back on the way back, whatever the speed, and a pause or a hesitation
-only holds it where it is. The tilt is the direction of gravity in the pod's frame
-(motion.py: the gyro turns it, the accelerometer keeps it from drifting), cut into
-half-strokes where it turns back (turning.py: the distance from the last turning
+only holds it where it is. The tilt is the direction of gravity in the pod's frame as
+the gyro turns it (motion.py: how the frame turned, without the pod's own acceleration
+that the accelerometer also reads), cut into half-strokes where it turns back (turning.py: the distance from the last turning
 point, so no axis has to be learnt). Two half-strokes in a row make one stroke.
 
 The squeeze is a second position-like signal: the thigh is thicker in some places than
@@ -424,7 +424,7 @@ class StrokeCounter:
     def update(self, t: float, tilt: tuple[float, float, float], accel: tuple[float, float, float],
                rate: tuple[float, float, float] | None, force: float,
                last_rep_t: float = -math.inf, accel_noise: float = 0.0) -> StrokeEvent | None:
-        """One frame: gravity's direction in the pod's frame (unit vector), the accelerometer
+        """One frame: the tilt (MotionTracker.tilt: a unit vector), the accelerometer
         (g), the gyro's rate less its bias (deg/s, None without a gyro), the squeeze (N,
         NaN without force data), when the newest rep peaked and how far the frame's mean
         acceleration may be off from the sensor's noise (g RMS per axis, MotionTracker.accel_noise)."""
@@ -517,7 +517,9 @@ class StrokeCounter:
         # there for the rest of the bout: the tilt's count of the bout holds the twist's
         # turns even once the twisting stopped.
         if self._counted is self._squeeze or len(self._squeeze.rolling_halves) < min(TWISTS_SHOWN, RHYTHM_MIN_HALVES):
-            return  # (too few ways on the squeeze for either test, however many are recent)
+            # (too few ways kept on the squeeze for either test, however many are recent; those
+            # not forgotten now are next time, as the window's start only moves on)
+            return
         since = max(t - RHYTHM_WINDOW_S, self._bout_t)  # (what came before the bout is another's)
         on_squeeze_n = self._squeeze.rolling_since(since)
         if self._tilt.twists_since(since) >= TWISTS_SHOWN and on_squeeze_n >= TWISTS_SHOWN:

@@ -90,20 +90,25 @@ class _Hysteresis:
         """Forget how far the signal swung (it says nothing of the movements to come)."""
         self._set_swing(0.0)
 
+    @property
+    def swing(self) -> float:
+        """How far the signal swung lately."""
+        return self._swing
+
     def _set_swing(self, swing: float) -> None:
-        """How far the signal swung lately, and the hysteresis ``h`` that follows from it."""
-        self.swing = swing
+        """The swing, and the hysteresis ``h`` that follows from it (kept, not worked out at
+        every look: it is looked at several times a sample)."""
+        self._swing = swing
         self.h = max(self.floor, self.share * swing)
 
     def _fade(self, t: float) -> None:
         if self._t is not None:
-            self._set_swing(self.swing * math.exp(-(t - self._t) / SWING_FADE_S))
+            self._set_swing(self._swing * math.exp(-(t - self._t) / SWING_FADE_S))
         self._t = t
 
-    def _stalls(self, t: float, back: float, h: float) -> bool:
-        """Whether the signal, ``back`` from its furthest point, has stayed near it for stall_s
-        (``h``: the hysteresis now)."""
-        if back >= 0.5 * h:
+    def _stalls(self, t: float, back: float) -> bool:
+        """Whether the signal, ``back`` from its furthest point, has stayed near it for stall_s."""
+        if back >= 0.5 * self.h:
             self._near_since = None
             return False
         if self._near_since is None:
@@ -116,14 +121,14 @@ class _Hysteresis:
             self._pace = step
         self._back = 0.0
 
-    def _comes_back(self, back: float, h: float) -> bool:
+    def _comes_back(self, back: float) -> bool:
         """Whether the signal, ``back`` from its furthest point, has come back past the
-        hysteresis ``h``, or past the quick turn's share at its pace."""
+        hysteresis, or past the quick turn's share at its pace."""
         step, self._back = back - self._back, back
-        if back > h:
+        if back > self.h:
             return True
         quick, paces = self.quick, self._paces
-        if quick is None or len(paces) < 2 or back <= max(self.floor, quick.share * self.swing):
+        if quick is None or len(paces) < 2 or back <= max(self.floor, quick.share * self._swing):
             return False  # (two movements' paces at least: one may have been a grab)
         return step >= quick.speed * lower_median(paces)
 
@@ -133,8 +138,8 @@ class _Hysteresis:
         self._pace = self._back = 0.0
 
     def _learn(self, swing: float) -> None:
-        cap = OUTLIER * max(self.swing, 2.0 * self.floor)
-        self._set_swing(self.swing + SWING_WEIGHT * (min(swing, cap) - self.swing))
+        cap = OUTLIER * max(self._swing, 2.0 * self.floor)
+        self._set_swing(self._swing + SWING_WEIGHT * (min(swing, cap) - self._swing))
         self._near_since = None
 
 
@@ -152,15 +157,14 @@ class TurningPoints(_Hysteresis):
         """One sample. Returns the turn confirmed now (if any), and whether the furthest
         point moved on with this sample (the movement under way goes on)."""
         self._fade(t)
-        h = self.h
         if self.extreme is None:
             self.extreme, self.extreme_t, self.previous, self.previous_t = y, t, y, t
             self._rest_t = t
             return None, True
         if self.direction == 0:
             off = abs(y - self.extreme)
-            if off <= h:
-                if off <= 0.5 * h:
+            if off <= self.h:
+                if off <= 0.5 * self.h:
                     self._rest_t = t
                 if off <= self.floor:
                     self.still_t = t
@@ -176,9 +180,9 @@ class TurningPoints(_Hysteresis):
             self.extreme, self.extreme_t, self._near_since = y, t, None
             return None, True
         back = self.direction * (self.extreme - y)
-        if self._comes_back(back, h):
+        if self._comes_back(back):
             return self._turn(t, y, stalled=False), False
-        if self._stalls(t, back, h):
+        if self._stalls(t, back):
             return self._turn(t, y, stalled=True), False
         return None, False
 
@@ -255,15 +259,14 @@ class PathTurns(_Hysteresis):
 
     def update(self, t: float, x: tuple[float, float, float]) -> tuple[Turn | None, bool]:
         self._fade(t)
-        h = self.h
         if self.anchor is None:
             self.anchor, self.anchor_t, self.extreme, self.extreme_t = x, t, x, t
             self._rest_t = t
             return None, True
         d = _distance(x, self.anchor)
         if not self.moving:
-            if d <= h:
-                if d <= 0.5 * h:
+            if d <= self.h:
+                if d <= 0.5 * self.h:
                     self._rest_t = t
                 if d <= self.floor:
                     self.still_t = t
@@ -278,9 +281,9 @@ class PathTurns(_Hysteresis):
             self.extreme, self.extreme_t, self.reach, self._near_since = x, t, d, None
             return None, True
         back = _distance(x, self.extreme)
-        if self._comes_back(back, h) and self.reach - d > 0.5 * h:
+        if self._comes_back(back) and self.reach - d > 0.5 * self.h:
             return self._turn(t, x, stalled=False), False
-        if self._stalls(t, back, h):
+        if self._stalls(t, back):
             return self._turn(t, x, stalled=True), False
         return None, False
 

@@ -127,6 +127,7 @@ PipelineEvent = StrokeEvent | RepEvent | RepositionEvent | MotionStateEvent | Pr
 
 
 EVENT_LISTS = ("strokes", "reps", "repositions", "states", "pressure", "gaps")  # EventBatch's lists of events
+FRAME_ARRAYS = ("frame_t", "frame_force", "frame_kpa")  # ... and its arrays, one value a frame
 
 
 @dataclass
@@ -148,9 +149,8 @@ class EventBatch:
     def extend(self, other: "EventBatch") -> None:
         for name in EVENT_LISTS:
             getattr(self, name).extend(getattr(other, name))
-        self.frame_t = np.concatenate([self.frame_t, other.frame_t])
-        self.frame_force = np.concatenate([self.frame_force, other.frame_force])
-        self.frame_kpa = np.concatenate([self.frame_kpa, other.frame_kpa])
+        for name in FRAME_ARRAYS:
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
         if other.t_end is not None:
             self.t_end = other.t_end
 
@@ -162,7 +162,7 @@ class EventBatch:
         for name in EVENT_LISTS:
             getattr(whole, name).extend(event for batch in batches for event in getattr(batch, name))
         if batches:
-            for name in ("frame_t", "frame_force", "frame_kpa"):
+            for name in FRAME_ARRAYS:
                 setattr(whole, name, np.concatenate([getattr(batch, name) for batch in batches]))
         whole.t_end = next((batch.t_end for batch in reversed(batches) if batch.t_end is not None), None)
         return whole

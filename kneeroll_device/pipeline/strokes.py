@@ -5,8 +5,9 @@ travels along it, and the tilt is a position-like signal: it goes one way on the
 out and comes back on the way back, whatever the speed, and a pause or a hesitation
 only holds it where it is. The tilt is the direction of gravity in the pod's frame as
 the gyro turns it (motion.py: how the frame turned, without the pod's own acceleration
-that the accelerometer also reads), cut into half-strokes where it turns back (turning.py: the distance from the last turning
-point, so no axis has to be learnt). Two half-strokes in a row make one stroke.
+that the accelerometer also reads), cut into half-strokes where it turns back
+(turning.py: the distance from the last turning point, so no axis has to be learnt).
+Two half-strokes in a row make one stroke.
 
 The squeeze is a second position-like signal: the thigh is thicker in some places than
 others, so the force follows the roller along it. Twisting the handles tilts the frame
@@ -57,6 +58,7 @@ TRAVEL_TAU_S = 0.5  # the acceleration level is an RMS over about half a second 
 # summed with a 1 s memory and less their 1 s mean (what a gyro bias error adds steadily):
 # a stroke's acceleration at 0.5 Hz passes at 90 %, and a movement's echo dies in a second
 TRAVEL_MEMORY_S = 1.0
+MEMORY_KEEP = math.exp(-FRAME_S / TRAVEL_MEMORY_S)  # (what of the sum a frame keeps)
 TILT_FLOOR_RAD = math.radians(0.15)  # the smallest tilt swing followed: above the frame's wobble at rest
 SQUEEZE_FLOOR_N = 2.0  # the smallest swing of the squeeze followed: a load cell's noise over a frame is 0.3-1 N
 # the rhythm check: over the last 12 s (two slow strokes, twelve quick ones), the tilt and
@@ -401,7 +403,6 @@ class StrokeCounter:
         # not explain, high-passed with a 1 s memory; and its mean, what a gyro bias error adds
         self.moving = (0.0, 0.0, 0.0)
         self._moving_mean = (0.0, 0.0, 0.0)
-        self._keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
         self._a_level = ema_alpha(TRAVEL_TAU_S)
         self._level_sq = 0.0
         self.travel = 0.0  # the pod's acceleration level now (m/s^2 RMS): above TRAVEL_MS2 it is travelling
@@ -561,7 +562,7 @@ class StrokeCounter:
             # the turn between two frames' means: half of each frame's
             rate = ((rate[0] + last_rate[0]) / 2, (rate[1] + last_rate[1]) / 2, (rate[2] + last_rate[2]) / 2)
         ex, ey, ez = last if rate is None else seen_after_turn(last, rate)
-        (mx, my, mz), (nx, ny, nz), keep = self.moving, self._moving_mean, self._keep
+        (mx, my, mz), (nx, ny, nz), keep = self.moving, self._moving_mean, MEMORY_KEEP
         mx, my, mz = keep * mx + (accel[0] - ex) * G, keep * my + (accel[1] - ey) * G, keep * mz + (accel[2] - ez) * G
         lose = 1.0 - keep
         nx, ny, nz = keep * nx + lose * mx, keep * ny + lose * my, keep * nz + lose * mz
@@ -680,10 +681,9 @@ def _unit_noise_reach(frames: int) -> float:
     """The standard deviation, along one axis at the worst frame, of reach()'s position for
     frames of white noise of 1 m/s^2, fed through the moving acceleration's high-pass."""
     total = frames + NOISE_MEMORY_FRAMES + 1
-    keep = math.exp(-FRAME_S / TRAVEL_MEMORY_S)
     # each frame's change of acceleration, summed with the memory's decay (StrokeCounter._follow_travel)
     changes = np.diff(np.eye(total), axis=0)
-    decay = keep ** np.subtract.outer(np.arange(total - 1), np.arange(total - 1)).clip(min=0)
+    decay = MEMORY_KEEP ** np.subtract.outer(np.arange(total - 1), np.arange(total - 1)).clip(min=0)
     moving = (np.tril(decay) @ changes)[-frames:]
     speeds = np.cumsum(moving, axis=0)
     speeds -= (np.arange(1, frames + 1) / frames)[:, None] * speeds[-1]

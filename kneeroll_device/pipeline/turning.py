@@ -172,7 +172,7 @@ class TurningPoints(_Hysteresis):
             # a movement begins from where the signal rested: it left it when it was last near it
             self.previous, self.previous_t = self.extreme, self._rest_t
             self.direction = 1 if y > self.extreme else -1
-            self._went_on(abs(y - self.extreme))
+            self._went_on(off)
             self.extreme, self.extreme_t, self._near_since = y, t, None
             return None, True
         if self.direction * (y - self.extreme) > 0:
